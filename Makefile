@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Trains on the embedded default faces, then writes samples, reconstructions and interpolations.
+demo: $(STAMP)
+	rm -rf runs/demo
+	$(PY) -m latentgen train --modality image --out runs/demo
+	$(PY) -m latentgen synthesize runs/demo --n 64 --out runs/demo/synthesized
+	$(PY) -m latentgen reconstruct runs/demo --out runs/demo/reconstructed
+	$(PY) -m latentgen interpolate runs/demo --out runs/demo/interpolated
+	$(PY) -m latentgen evaluate runs/demo
+	@echo "Pictures: runs/demo/samples/ runs/demo/synthesized/grid.png runs/demo/reconstructed/grid.png runs/demo/interpolated/grid.png"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

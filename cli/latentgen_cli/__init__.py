@@ -1,0 +1,1 @@
+"""The latentgen command line (Typer): parses options, calls the core, prints with rich."""

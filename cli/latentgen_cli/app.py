@@ -1,0 +1,239 @@
+"""`latentgen`: train generative ConvNets by alternating back-propagation, then synthesize,
+reconstruct, interpolate and evaluate from the run directory alone."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from latentgen.errors import UserError
+
+from . import display
+from .modality_options import PREFIX, given_modality_options, with_modality_options
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False, rich_markup_mode="rich")
+console = Console()
+err_console = Console(stderr=True)
+
+RunArg = typer.Argument(..., help="Run directory written by `latentgen train` (its --out).",
+                        show_default=False)
+DeviceOpt = typer.Option("auto", help="auto (CUDA when present), cpu or cuda.")
+_TRAIN_PANEL = "Training"
+
+
+def train(
+    ctx: typer.Context,
+    modality: Optional[str] = typer.Option(None, help="Data modality (default: image); "
+                                           "`latentgen plugins` lists them."),
+    data: Optional[str] = typer.Option(None, help="Training data (folder or file); omit for the "
+                                       "modality's embedded default."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/MODALITY-TIME)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs to train (on --resume: the new "
+                                         "total) (default: 40)."),
+    latent_dim: Optional[int] = typer.Option(None, help="d, latent factors per example "
+                                             "(default: 16)."),
+    batch_size: Optional[int] = typer.Option(None, help="Examples per iteration (default: 64)."),
+    langevin_steps: Optional[int] = typer.Option(None, help="L, Langevin steps per iteration "
+                                                 "(default: 30).", rich_help_panel=_TRAIN_PANEL),
+    step_size: Optional[float] = typer.Option(None, help="delta, the Langevin step size "
+                                              "(default: 0.3).", rich_help_panel=_TRAIN_PANEL),
+    sigma: Optional[float] = typer.Option(None, help="sigma, observation noise std "
+                                          "(default: 0.3).", rich_help_panel=_TRAIN_PANEL),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate (default: 0.001).",
+                                       rich_help_panel=_TRAIN_PANEL),
+    beta1: Optional[float] = typer.Option(None, help="Adam beta1 (default: 0.5).",
+                                          rich_help_panel=_TRAIN_PANEL),
+    sampler: Optional[str] = typer.Option(None, help="Inference during training: langevin or "
+                                          "gd (no noise) (default: langevin).",
+                                          rich_help_panel=_TRAIN_PANEL),
+    reinit_chains: Optional[bool] = typer.Option(None, "--reinit-chains/--persistent-chains",
+                                                 help="Restart chains from the prior every "
+                                                 "iteration (short-run) (default: persistent).",
+                                                 rich_help_panel=_TRAIN_PANEL, show_default=False),
+    seed: Optional[int] = typer.Option(None, help="Random seed (default: 0)."),
+    device: Optional[str] = typer.Option(None, help="auto (CUDA when present), cpu or cuda "
+                                         "(default: auto)."),
+    sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N epochs "
+                                               "(default: 5)."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Keep a checkpoint every N epochs, "
+                                                   "0 for last.pt only (default: 10)."),
+    config: Optional[Path] = typer.Option(None, help="TOML file of settings; options given "
+                                          "on the command line win."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly "
+                                "where it stopped."),
+) -> None:
+    """Train a generator by alternating back-propagation and write a run directory."""
+    from latentgen.config import TrainConfig, read_toml
+    from latentgen.training import resume_config, train as run_training
+
+    core_params = {k: v for k, v in ctx.params.items()
+                   if k not in ("config", "resume", "out") and not k.startswith(PREFIX)}
+    given = {k: v for k, v in core_params.items() if v is not None
+             and getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
+    mod_opts = given_modality_options(ctx.params)
+    if resume:
+        if out is None:
+            raise UserError("--resume needs --out, the run directory to continue")
+        changed = sorted(set(given) - {"epochs", "device"}) + sorted(mod_opts)
+        if changed or config is not None:
+            flags = ", ".join("--" + k.replace("_", "-") for k in changed) or "--config"
+            raise UserError(f"--resume continues the stored configuration; {flags} cannot "
+                            "change (only --epochs and --device can)")
+        cfg = resume_config(out, epochs=epochs, device=device)
+    else:
+        values: dict[str, Any] = {}
+        if config is not None:
+            values = read_toml(config)
+            values["modality_options"] = dict(values.get("modality_options", {}))
+        values.update({k: v for k, v in core_params.items() if v is not None})
+        values["modality_options"] = {**values.get("modality_options", {}), **mod_opts}
+        cfg = TrainConfig.from_dict(values, source=str(config) if config else "options")
+        if out is None:
+            out = Path("runs") / f"{cfg.modality}-{time.strftime('%Y%m%d-%H%M%S')}"
+    with display.TrainingProgress(console) as progress:
+        run = run_training(cfg, out, resume=resume, observer=progress)
+    console.print(f"run directory: [bold]{run.path}[/]  (config.toml, metrics.csv, samples/, "
+                  "checkpoints/)")
+
+
+@app.command()
+def synthesize(
+    run: Path = RunArg,
+    n: int = typer.Option(64, "--n", help="Number of examples to synthesize."),
+    out: Path = typer.Option(..., help="Output folder (files plus grid)."),
+    seed: int = typer.Option(0, help="Random seed for Z ~ prior."),
+    batch_size: int = typer.Option(256, help="Examples generated per batch (memory stays flat)."),
+    device: str = DeviceOpt,
+) -> None:
+    """Synthesis: draw Z from the prior and write f(Z): N files plus a grid."""
+    from latentgen.model import TrainedRun
+    from latentgen.verbs import synthesize as run_synthesis
+
+    trained = TrainedRun.load(run, device)
+    files = run_synthesis(trained, n, out, seed=seed, batch_size=batch_size)
+    console.print(f"wrote {n} examples and a grid to [bold]{out}[/] ({len(files)} files)")
+
+
+@app.command()
+def reconstruct(
+    run: Path = RunArg,
+    data: Optional[str] = typer.Option(None, help="Examples to reconstruct (default: the run's "
+                                       "training data, with its banked latents)."),
+    out: Path = typer.Option(..., help="Output folder."),
+    n: int = typer.Option(32, "--n", help="Reconstruct the first N examples."),
+    steps: int = typer.Option(300, help="Inference steps for data without banked latents."),
+    sampler: str = typer.Option("gd", help="Inference sampler: gd (MAP) or langevin."),
+    device: str = DeviceOpt,
+) -> None:
+    """Reconstruction: infer Z for each example, write originals beside f(Z)."""
+    from latentgen.model import TrainedRun
+    from latentgen.verbs import reconstruct as run_reconstruction
+
+    trained = TrainedRun.load(run, device)
+    res = run_reconstruction(trained, data, out, n=n, steps=steps, sampler=sampler)
+    console.print(f"reconstructed {res['n']} examples, per-element MSE {res['mse']:.5f} "
+                  f"({trained.model.modality.metric_units}); grid: [bold]{out}/grid.png[/]")
+
+
+@app.command()
+def interpolate(
+    run: Path = RunArg,
+    data: Optional[str] = typer.Option(None, help="Examples whose latents are interpolated "
+                                       "(default: the run's training data)."),
+    out: Path = typer.Option(..., help="Output folder."),
+    steps: int = typer.Option(8, help="n: intervals between the two latents (n + 1 outputs)."),
+    pairs: int = typer.Option(4, help="Pairs of examples (consecutive examples of --data)."),
+    infer_steps: int = typer.Option(300, help="Inference steps for data without banked latents."),
+    device: str = DeviceOpt,
+) -> None:
+    """Interpolation: f((1 - t) Z1 + t Z2) between inferred latents, originals at both ends."""
+    from latentgen.model import TrainedRun
+    from latentgen.verbs import interpolate as run_interpolation
+
+    trained = TrainedRun.load(run, device)
+    res = run_interpolation(trained, data, out, steps=steps, pairs=pairs, infer_steps=infer_steps)
+    console.print(f"interpolated {res['pairs']} pairs in {res['steps']} steps; grid: "
+                  f"[bold]{out}/grid.png[/]")
+
+
+@app.command()
+def evaluate(
+    run: Path = RunArg,
+    test: Optional[str] = typer.Option(None, help="Held-out data of the training category."),
+    negative: Optional[str] = typer.Option(None, help="Data of another category."),
+    steps: int = typer.Option(300, help="Inference steps for --test / --negative (from Z = 0)."),
+    sampler: str = typer.Option("gd", help="Inference sampler: gd (MAP) or langevin."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    device: str = DeviceOpt,
+) -> None:
+    """Reconstruction error on training data (banked latents), held-out and negative data."""
+    from latentgen.model import TrainedRun
+    from latentgen.verbs import evaluate as run_evaluation
+
+    trained = TrainedRun.load(run, device)
+    sets: dict[str, Optional[str]] = {"train": None}
+    if test is not None:
+        sets["test"] = test
+    if negative is not None:
+        sets["negative"] = negative
+    result = run_evaluation(trained, sets, steps=steps, sampler=sampler)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"reconstruction error — {trained.model.modality.metric_units}")
+    table.add_column("set")
+    table.add_column("examples", justify="right")
+    table.add_column("MSE", justify="right")
+    for name, r in result.items():
+        table.add_row(name, str(r["n"]), f"{r['mse']:.5f}")
+    console.print(table)
+    console.print(f"train: banked latents after {trained.epoch} epochs; others: {steps} {sampler} "
+                  "steps from Z = 0")
+
+
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Installed plugins: version, what each registers, and load errors."""
+    from dataclasses import asdict
+
+    from latentgen.plugins import get_registry
+
+    reg = get_registry()
+    if as_json:
+        print(json.dumps([asdict(p) for p in reg.plugins.values()]))
+        return
+    table = Table(title="latentgen plugins")
+    for col in ("plugin", "version", "modalities", "priors", "samplers", "status"):
+        table.add_column(col)
+    for p in reg.plugins.values():
+        status = f"[red]{p.error}[/]" if p.error else "[green]ok[/]"
+        table.add_row(p.name, p.version, ", ".join(p.modalities), ", ".join(p.priors),
+                      ", ".join(p.samplers), status)
+    console.print(table)
+
+
+def build_command() -> Any:
+    """The click command; `train` is added here because its options depend on the plugins."""
+    if not any(c.name == "train" for c in app.registered_commands):
+        app.command("train")(with_modality_options(train))
+        app.registered_commands.insert(0, app.registered_commands.pop())
+    return typer.main.get_command(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        build_command().main(args=argv, prog_name="latentgen")
+    except UserError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,54 @@
+"""Rich progress for training: epoch bar with loss, reconstruction error and examples/s."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from latentgen.training import TrainingObserver
+
+
+class TrainingProgress(TrainingObserver):
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  mse {task.fields[mse]}  {task.fields[speed]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+        self.task: Any = None
+        self.total_epochs = 0
+        self._t0 = 0.0
+        self._seen = 0
+
+    def __enter__(self) -> "TrainingProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def start(self, config: Any, n_examples: int, start_epoch: int, batches_per_epoch: int) -> None:
+        self.total_epochs = config.epochs
+        self.batches = batches_per_epoch
+        remaining = max(0, config.epochs - start_epoch) * batches_per_epoch
+        self.console.print(f"training [bold]{config.modality}[/] on {n_examples} examples "
+                           f"({config.data or 'embedded default'}), d = {config.latent_dim}, "
+                           f"L = {config.langevin_steps}, epochs {start_epoch + 1}..{config.epochs}")
+        self.task = self.progress.add_task("train", total=remaining, epoch="-", loss="-",
+                                           mse="-", speed="")
+        self._t0 = time.perf_counter()
+        self._seen = 0
+
+    def batch(self, epoch: int, stats: Any) -> None:
+        self._seen += stats.examples
+        rate = self._seen / max(1e-9, time.perf_counter() - self._t0)
+        self.progress.update(self.task, advance=1, epoch=f"{epoch}/{self.total_epochs}",
+                             loss=f"{stats.loss:.1f}", mse=f"{stats.mse:.4f}",
+                             speed=f"{rate:.0f} ex/s")
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        self.progress.update(self.task, mse=f"{row['train_mse']:.4f}")

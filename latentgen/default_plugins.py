@@ -1,0 +1,20 @@
+"""The core's own plugin: the N(0, I) prior and the two built-in samplers."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .hookspecs import hookimpl
+from .priors import StandardNormal
+from .samplers import GradientDescent, Langevin
+
+
+@hookimpl
+def register_priors(register: Callable) -> None:
+    register("normal", StandardNormal)
+
+
+@hookimpl
+def register_samplers(register: Callable) -> None:
+    register("langevin", Langevin)
+    register("gd", GradientDescent)

@@ -1,0 +1,91 @@
+"""What a modality plugin registers: how to build a generator, open data and write results."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from .data import Examples
+from .errors import UserError
+from .generator import Generator
+
+
+def option(default: Any, help: str, flag: str | None = None) -> Any:
+    """A modality option: a dataclass field that the CLI turns into ``--flag VALUE``."""
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag})
+
+
+def option_flag(field: dataclasses.Field) -> str:
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
+class Modality(ABC):
+    """A kind of data (images, sound, video, ...) the ABP engine can learn.
+
+    Subclasses set the class attributes and implement the abstract methods. Data handed to
+    the engine is float in the modality's model range (``data_range``); the per-element MSE
+    that latentgen reports is the model-space MSE divided by (data_range width / metric width)^2,
+    so it is on the scale named by ``metric_units``.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    #: dataclass holding this modality's options (each field made with ``option(...)``)
+    Options: ClassVar[type]
+    #: range of model-space data, e.g. (-1, 1) for a tanh output
+    data_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    #: range of the scale on which reconstruction error is reported
+    metric_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    metric_units: ClassVar[str] = "per-element MSE on data scaled to [0, 1]"
+
+    # -- options -------------------------------------------------------------------------
+    def make_options(self, values: dict[str, Any] | None = None) -> Any:
+        """Typed options from a plain dict (config file / CLI), validated."""
+        values = dict(values or {})
+        fields = {f.name: f for f in dataclasses.fields(self.Options)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            flags = ", ".join(option_flag(fields[k]) if k in fields else k for k in unknown)
+            raise UserError(f"option {flags} does not apply to modality '{self.name}'; "
+                            f"its options are: {', '.join(option_flag(f) for f in fields.values())}")
+        opts = self.Options(**values)
+        self.validate_options(opts)
+        return opts
+
+    def validate_options(self, opts: Any) -> None:
+        """Raise ``UserError`` for a bad option value."""
+
+    @property
+    def metric_scale(self) -> float:
+        """Factor turning a model-space MSE into an MSE on ``metric_range``."""
+        lo, hi = self.data_range
+        mlo, mhi = self.metric_range
+        return ((mhi - mlo) / (hi - lo)) ** 2
+
+    # -- model and data ------------------------------------------------------------------
+    @abstractmethod
+    def build_generator(self, latent_dim: int, opts: Any) -> Generator:
+        """The default generator for these options and latent size."""
+
+    @abstractmethod
+    def open_dataset(self, source: str | None, opts: Any) -> Examples:
+        """Open ``source`` (a path; None for the embedded default) as model-space examples."""
+
+    # -- writers -------------------------------------------------------------------------
+    @abstractmethod
+    def write_examples(self, x: Tensor, out_dir: Path, prefix: str, opts: Any,
+                       start: int = 0) -> list[Path]:
+        """Write each example of ``x`` as a file a person opens; numbering starts at ``start``."""
+
+    @abstractmethod
+    def write_grid(self, table: Tensor, path: Path, opts: Any) -> list[Path]:
+        """Write a (rows, cols, *data_shape) table as one overview (``path`` without suffix)."""
+
+    @abstractmethod
+    def read_examples(self, paths: list[Path], opts: Any) -> Tensor:
+        """Read files written by ``write_examples`` back (used by the writer round-trip test)."""

@@ -1,0 +1,98 @@
+"""From a resolved config to the pieces of a model, and back from a run directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+from .errors import UserError
+from .generator import Generator
+from .modality import Modality
+from .observation import GaussianObservation
+from .plugins import get_registry, owner_of
+from .priors import Prior
+from .rundir import RunDir
+from .samplers import Sampler
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for CUDA, but torch sees no CUDA device; "
+                        "use --device cpu or auto")
+    return torch.device(name)
+
+
+@dataclass
+class Model:
+    """A generator with its prior and observation model, as a config describes them."""
+
+    config: TrainConfig
+    modality: Modality
+    options: Any
+    generator: Generator
+    prior: Prior
+    observation: GaussianObservation
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> "Model":
+        config.validate()
+        reg = get_registry()
+        modality = reg.modality(config.modality)
+        options = modality.make_options(config.modality_options)
+        generator = modality.build_generator(config.latent_dim, options)
+        prior = reg.prior(config.prior)(generator.latent_shape)
+        return cls(config, modality, options, generator, prior,
+                   GaussianObservation(config.sigma))
+
+    def sampler(self, name: str | None = None, step_size: float | None = None) -> Sampler:
+        cls = get_registry().sampler(name or self.config.sampler)
+        return cls(step_size if step_size is not None else self.config.step_size)
+
+    def plugin_record(self) -> dict[str, str]:
+        info = owner_of(self.config.modality)
+        return {"name": info.name, "version": info.version, "modality": self.config.modality}
+
+    def metric_mse(self, model_space_mse: float) -> float:
+        return model_space_mse * self.modality.metric_scale
+
+
+@dataclass
+class TrainedRun:
+    """A finished (or interrupted) run loaded from its directory alone."""
+
+    run: RunDir
+    model: Model
+    latents: torch.Tensor
+    epoch: int
+    device: torch.device
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "TrainedRun":
+        run = RunDir(path)
+        dev = resolve_device(device)
+        state = run.load_checkpoint()
+        try:
+            config = TrainConfig.from_dict(dict(state["config"]), source=str(run.last_checkpoint))
+        except KeyError:
+            raise UserError(f"{run.last_checkpoint} is not a latentgen checkpoint; give the "
+                            "folder of a training run") from None
+        model = Model.from_config(config)
+        model.generator.load_state_dict(state["generator"])
+        model.generator.to(dev).eval()
+        return cls(run, model, state["latents"].to(dev), int(state["epoch"]), dev)
+
+    def training_examples(self):
+        """The run's training data, opened the way training opened it."""
+        cfg = self.model.config
+        data = self.model.modality.open_dataset(cfg.data, self.model.options)
+        if len(data) != self.latents.shape[0]:
+            raise UserError(f"the training data {cfg.data or '(embedded default)'} now holds "
+                            f"{len(data)} examples but the run has {self.latents.shape[0]} "
+                            "latents; pass --data to use other data")
+        return data

@@ -1,0 +1,102 @@
+"""The run directory: resolved config, metrics, sample grids and checkpoints of one run.
+
+    RUN/config.toml            the resolved configuration
+    RUN/metrics.csv            one row per epoch
+    RUN/samples/epoch_NNNN.png fixed-noise samples during training
+    RUN/checkpoints/last.pt    latest state (+ epoch_NNNN.pt every --checkpoint-every epochs)
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import TrainConfig, read_toml
+from .errors import UserError
+
+CHECKPOINT_FORMAT = 1
+
+
+def atomic_write(path: Path, write: Any, mode: str = "wb") -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``: a reader
+    (or a crash) never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class RunDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.toml")
+    metrics_path = property(lambda self: self.path / "metrics.csv")
+    samples_dir = property(lambda self: self.path / "samples")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    last_checkpoint = property(lambda self: self.checkpoints_dir / "last.pt")
+
+    def holds_run(self) -> bool:
+        return self.config_path.exists() or self.last_checkpoint.exists()
+
+    # -- config --------------------------------------------------------------------------
+    def write_config(self, config: TrainConfig) -> None:
+        atomic_write(self.config_path, lambda fh: fh.write(config.to_toml()), mode="w")
+
+    def read_config(self) -> TrainConfig:
+        values = read_toml(self.config_path)
+        values["modality_options"] = values.pop("modality_options", {})
+        return TrainConfig.from_dict(values, source=str(self.config_path))
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, Any], keep_as: str | None = None) -> None:
+        state = {"format": CHECKPOINT_FORMAT, **state}
+        atomic_write(self.last_checkpoint, lambda fh: torch.save(state, fh))
+        if keep_as:
+            atomic_write(self.checkpoints_dir / keep_as, lambda fh: torch.save(state, fh))
+
+    def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        if not self.path.is_dir():
+            raise UserError(f"run directory {self.path} does not exist; give the --out folder "
+                            "of a training run")
+        if not self.last_checkpoint.exists():
+            raise UserError(f"{self.path} holds no checkpoint (checkpoints/last.pt); give the "
+                            "folder of a run that finished at least one epoch")
+        try:
+            return torch.load(self.last_checkpoint, map_location=map_location, weights_only=True)
+        except Exception as exc:  # corrupt or foreign file
+            raise UserError(f"cannot read checkpoint {self.last_checkpoint} ({exc}); "
+                            "it is damaged or not a latentgen checkpoint") from None
+
+    # -- metrics -------------------------------------------------------------------------
+    def read_metrics(self) -> list[dict[str, str]]:
+        if not self.metrics_path.exists():
+            return []
+        with open(self.metrics_path, newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Rewrite the whole table (it is small): keeps the file consistent on resume."""
+        fields: list[str] = []
+        for row in rows:
+            fields += [k for k in row if k not in fields]
+
+        def write(fh: Any) -> None:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+        atomic_write(self.metrics_path, write, mode="w")

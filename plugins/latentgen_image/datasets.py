@@ -1,0 +1,155 @@
+"""Image sources: folders of pictures, .npy/.npz arrays, MNIST-style IDX files, the embedded faces.
+
+Everything is loaded as uint8 (N, C, S, S), resized so the shorter side is S and center-cropped,
+and converted to the requested channel count; float model-space data is made per batch.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from latentgen import Examples, UserError
+
+from .faces import faces
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+ARRAY_SUFFIXES = {".npy", ".npz"}
+BUILTIN = {"builtin:faces"}
+
+
+def decode(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the range of the generator's tanh output."""
+    return batch.float().div_(127.5).sub_(1.0)
+
+
+def encode(x: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255]."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def open_images(source: str | None, size: int, channels: int) -> Examples:
+    if source is None or source in BUILTIN:
+        arr = faces(size=size, channels=channels)
+        return Examples(torch.from_numpy(arr), decode, "builtin:faces")
+    path = Path(source)
+    if not path.exists():
+        raise UserError(f"--data {source} does not exist; give a folder of images, a .npy/.npz "
+                        "file or MNIST IDX file, or omit --data for the embedded faces")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                       and p.is_file())
+        if files:
+            return _from_files(files, size, channels, str(path))
+        idx = sorted(p for p in path.rglob("*") if _is_idx_name(p))
+        if idx:
+            return _from_array(np.concatenate([_read_idx(p) for p in idx]), size, channels,
+                               str(path))
+        raise UserError(f"--data {source} holds no images (PNG, JPEG, BMP, WebP) or IDX files; "
+                        "point it at a folder that does")
+    suffix = path.suffix.lower()
+    if suffix in ARRAY_SUFFIXES:
+        return _from_array(_read_array(path), size, channels, str(path))
+    if _is_idx_name(path):
+        return _from_array(_read_idx(path), size, channels, str(path))
+    if suffix in IMAGE_SUFFIXES:
+        return _from_files([path], size, channels, str(path))
+    raise UserError(f"--data {source}: unsupported file type '{path.suffix}'; use a folder of "
+                    "images, .npy/.npz, or MNIST IDX (…-idx3-ubyte[.gz])")
+
+
+def _from_files(files: list[Path], size: int, channels: int, source: str) -> Examples:
+    mode = "L" if channels == 1 else "RGB"
+    out = np.empty((len(files), channels, size, size), dtype=np.uint8)
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as img:
+                img = ImageOps.exif_transpose(img).convert(mode)
+                img = ImageOps.fit(img, (size, size), Image.LANCZOS)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise UserError(f"cannot read image {f} ({exc}); remove or replace the file") from None
+        arr = np.asarray(img)
+        out[i] = arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+    return Examples(torch.from_numpy(out), decode, source, names=[str(f) for f in files])
+
+
+def _read_array(path: Path) -> np.ndarray:
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            for key in ("images", "x", "data", "arr_0"):
+                if key in z:
+                    return z[key]
+            if len(keys) == 1:
+                return z[keys[0]]
+            raise UserError(f"{path} holds arrays {keys}; store the images under 'images'")
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"cannot read array file {path} ({exc}); check the file") from None
+
+
+def _is_idx_name(p: Path) -> bool:
+    name = p.name.lower()
+    return p.is_file() and ("idx3-ubyte" in name or name.endswith((".idx", ".idx.gz")))
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """MNIST / Fashion-MNIST image files: big-endian header, magic 0x00000803, uint8 pixels."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+        zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+        if zero != 0 or dtype != 0x08 or ndim != 3:
+            raise ValueError("not an IDX uint8 image file (magic 0x00000803)")
+        dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+        data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+        return data[: int(np.prod(dims))].reshape(dims)
+    except (OSError, ValueError, struct.error, EOFError) as exc:
+        raise UserError(f"cannot read IDX file {path} ({exc}); give an uncorrupted MNIST-style "
+                        "image file") from None
+
+
+def _from_array(arr: np.ndarray, size: int, channels: int, source: str) -> Examples:
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4) or arr.shape[0] == 0:
+        raise UserError(f"{source}: array of shape {arr.shape} is not images; expected "
+                        "(N, H, W) or (N, H, W, C) with C = 1, 3 or 4")
+    if arr.dtype == np.uint8:
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()
+    elif np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer):
+        x = torch.from_numpy(arr.astype(np.float32)).permute(0, 3, 1, 2)
+        x = x * 255.0 if float(x.max()) <= 1.0 else x
+    else:
+        raise UserError(f"{source}: unsupported array dtype {arr.dtype}; use uint8 or float")
+    x = x[:, :3]
+    if channels == 1 and x.shape[1] == 3:
+        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    elif channels == 3 and x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    x = _fit_square(x, size)
+    return Examples(x.round().clamp(0, 255).to(torch.uint8).contiguous(), decode, source)
+
+
+def _fit_square(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """Resize so the shorter side is ``size`` (anti-aliased), then center-crop to a square."""
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    parts = [F.interpolate(x[i:i + chunk], size=(nh, nw), mode="bilinear", antialias=True,
+                           align_corners=False) for i in range(0, x.shape[0], chunk)]
+    x = torch.cat(parts)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return x[..., top:top + size, left:left + size]
