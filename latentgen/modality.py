@@ -50,7 +50,7 @@ class Modality(ABC):
         fields = {f.name: f for f in dataclasses.fields(self.Options)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
-            flags = ", ".join(option_flag(fields[k]) if k in fields else k for k in unknown)
+            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
             raise UserError(f"option {flags} does not apply to modality '{self.name}'; "
                             f"its options are: {', '.join(option_flag(f) for f in fields.values())}")
         opts = self.Options(**values)

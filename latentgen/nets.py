@@ -96,7 +96,9 @@ class UpsamplingGenerator(Generator):
                 for k, s in zip(conv.kernel_size, conv.stride):
                     taps *= k / s
             fan_in = conv.in_channels * taps
-            gain = nn.init.calculate_gain("leaky_relu", slope) if i < len(convs) - 1 else 1.0
+            # The output layer starts small: a generator that begins near-constant learns smooth
+            # images first instead of having to unlearn random high-frequency texture.
+            gain = nn.init.calculate_gain("leaky_relu", slope) if i < len(convs) - 1 else 0.1
             nn.init.normal_(conv.weight, 0.0, gain / fan_in ** 0.5)
             nn.init.zeros_(conv.bias)
 

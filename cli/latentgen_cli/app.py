@@ -37,10 +37,10 @@ def train(
                                        "modality's embedded default."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/MODALITY-TIME)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs to train (on --resume: the new "
-                                         "total) (default: 40)."),
+                                         "total) (default: 30)."),
     latent_dim: Optional[int] = typer.Option(None, help="d, latent factors per example "
                                              "(default: 16)."),
-    batch_size: Optional[int] = typer.Option(None, help="Examples per iteration (default: 64)."),
+    batch_size: Optional[int] = typer.Option(None, help="Examples per iteration (default: 32)."),
     langevin_steps: Optional[int] = typer.Option(None, help="L, Langevin steps per iteration "
                                                  "(default: 30).", rich_help_panel=_TRAIN_PANEL),
     step_size: Optional[float] = typer.Option(None, help="delta, the Langevin step size "
@@ -214,17 +214,21 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
     for col in ("plugin", "version", "modalities", "priors", "samplers", "status"):
         table.add_column(col)
     for p in reg.plugins.values():
-        status = f"[red]{p.error}[/]" if p.error else "[green]ok[/]"
+        status = "[red]failed[/]" if p.error else "[green]ok[/]"
         table.add_row(p.name, p.version, ", ".join(p.modalities), ", ".join(p.priors),
                       ", ".join(p.samplers), status)
     console.print(table)
+    for p in reg.plugins.values():
+        if p.error:  # in full, below the table, where nothing truncates it
+            console.print(f"[red]{p.name}[/]: {p.error} (skipped)", highlight=False,
+                          soft_wrap=True)
 
 
 def build_command() -> Any:
     """The click command; `train` is added here because its options depend on the plugins."""
-    if not any(c.name == "train" for c in app.registered_commands):
-        app.command("train")(with_modality_options(train))
-        app.registered_commands.insert(0, app.registered_commands.pop())
+    app.registered_commands[:] = [c for c in app.registered_commands if c.name != "train"]
+    app.command("train")(with_modality_options(train))
+    app.registered_commands.insert(0, app.registered_commands.pop())
     return typer.main.get_command(app)
 
 

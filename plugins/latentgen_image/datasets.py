@@ -113,7 +113,7 @@ def _read_idx(path: Path) -> np.ndarray:
             raise ValueError("not an IDX uint8 image file (magic 0x00000803)")
         dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
         data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-        return data[: int(np.prod(dims))].reshape(dims)
+        return data[: int(np.prod(dims))].reshape(dims).copy()
     except (OSError, ValueError, struct.error, EOFError) as exc:
         raise UserError(f"cannot read IDX file {path} ({exc}); give an uncorrupted MNIST-style "
                         "image file") from None
