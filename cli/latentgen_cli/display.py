@@ -25,11 +25,12 @@ class TrainingProgress(TrainingObserver):
         self._seen = 0
 
     def __enter__(self) -> "TrainingProgress":
-        self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
+        # The display starts only once training starts, so input errors print nothing here.
+        if self.task is not None:
+            self.progress.stop()
 
     def start(self, config: Any, n_examples: int, start_epoch: int, batches_per_epoch: int) -> None:
         self.total_epochs = config.epochs
@@ -38,6 +39,7 @@ class TrainingProgress(TrainingObserver):
         self.console.print(f"training [bold]{config.modality}[/] on {n_examples} examples "
                            f"({config.data or 'embedded default'}), d = {config.latent_dim}, "
                            f"L = {config.langevin_steps}, epochs {start_epoch + 1}..{config.epochs}")
+        self.progress.start()
         self.task = self.progress.add_task("train", total=remaining, epoch="-", loss="-",
                                            mse="-", speed="")
         self._t0 = time.perf_counter()
