@@ -64,6 +64,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
         raise UserError(f"--out {out} is a file; give a folder for the run")
 
     # Everything that can fail on bad input happens before anything is written.
+    if config.data and Path(config.data).exists():
+        # stored absolute, so later commands work from any folder
+        config.data = str(Path(config.data).resolve())
     model = Model.from_config(config)
     config.modality_options = dataclasses.asdict(model.options)  # record resolved defaults
     device = resolve_device(config.device)

@@ -86,6 +86,7 @@ def test_config_file_and_resume(tiny_data, cli, tmp_path):
     assert res.code == 0, res
     text = (run / "config.toml").read_text()
     assert "latent_dim = 5" in text and "epochs = 1" in text
+    assert f'data = "{tiny_data["train"].resolve()}"' in text
     res = cli("train", "--out", run, "--resume", "--epochs", "2")
     assert res.code == 0, res
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 3
