@@ -97,6 +97,9 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist; give the path of a TOML file") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path} ({exc.strerror}); give a TOML "
+                        "file") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"config file {path} is not valid TOML ({exc}); fix the file") from None
 

@@ -53,6 +53,13 @@ class Modality(ABC):
             flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
             raise UserError(f"option {flags} does not apply to modality '{self.name}'; "
                             f"its options are: {', '.join(option_flag(f) for f in fields.values())}")
+        kinds = {"int": int, "float": (int, float), "str": str, "bool": bool}
+        for key, value in values.items():
+            want = kinds.get(str(fields[key].type).split(" ")[0])
+            if want is not None and (not isinstance(value, want) or
+                                     (isinstance(value, bool) and want is not bool)):
+                raise UserError(f"option {option_flag(fields[key])} must be "
+                                f"{fields[key].type}, got {value!r}")
         opts = self.Options(**values)
         self.validate_options(opts)
         return opts

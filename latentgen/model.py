@@ -20,6 +20,8 @@ from .samplers import Sampler
 
 
 def resolve_device(name: str) -> torch.device:
+    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
+        raise UserError(f"--device must be auto, cpu or cuda, got '{name}'")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -79,13 +81,20 @@ class TrainedRun:
         state = run.load_checkpoint()
         try:
             config = TrainConfig.from_dict(dict(state["config"]), source=str(run.last_checkpoint))
-        except KeyError:
-            raise UserError(f"{run.last_checkpoint} is not a latentgen checkpoint; give the "
-                            "folder of a training run") from None
-        model = Model.from_config(config)
-        model.generator.load_state_dict(state["generator"])
+            model = Model.from_config(config)
+            model.generator.load_state_dict(state["generator"])
+            latents = state["latents"]
+            if tuple(latents.shape[1:]) != tuple(model.generator.latent_shape):
+                raise ValueError(f"latents of shape {tuple(latents.shape)}")
+            epoch = int(state["epoch"])
+        except UserError:
+            raise
+        except (KeyError, TypeError, IndexError, ValueError, RuntimeError) as exc:
+            raise UserError(f"{run.last_checkpoint} is not a usable latentgen checkpoint "
+                            f"({type(exc).__name__}: {exc}); give the folder of a training "
+                            "run") from None
         model.generator.to(dev).eval()
-        return cls(run, model, state["latents"].to(dev), int(state["epoch"]), dev)
+        return cls(run, model, latents.to(dev), epoch, dev)
 
     def training_examples(self):
         """The run's training data, opened the way training opened it."""

@@ -50,7 +50,8 @@ class RunDir:
     last_checkpoint = property(lambda self: self.checkpoints_dir / "last.pt")
 
     def holds_run(self) -> bool:
-        return self.config_path.exists() or self.last_checkpoint.exists()
+        # A folder whose first epoch never finished (config.toml only) may be trained afresh.
+        return self.last_checkpoint.exists()
 
     # -- config --------------------------------------------------------------------------
     def write_config(self, config: TrainConfig) -> None:

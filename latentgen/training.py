@@ -42,6 +42,10 @@ def resume_config(out: Path, epochs: int | None = None, device: str | None = Non
         raise UserError(f"--resume: {out} holds no checkpoints/last.pt; give the --out folder "
                         "of an earlier run, or drop --resume to start a new one")
     config = run.read_config()
+    done = int(run.load_checkpoint()["epoch"])
+    if epochs is not None and epochs < done:
+        raise UserError(f"--resume --epochs {epochs}: the run in {out} already has {done} epochs; "
+                        "give a larger total")
     if epochs is not None:
         config.epochs = epochs
     if device is not None:
@@ -60,8 +64,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
     if not resume and run.holds_run():
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose "
                         "another --out")
-    if run.path.exists() and not run.path.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the run")
+    for parent in [run.path, *run.path.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"--out {out}: {parent} is a file; give a folder for the run")
 
     # Everything that can fail on bad input happens before anything is written.
     if config.data and Path(config.data).exists():
@@ -88,8 +93,13 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
         if state["latents"].shape[0] != len(data):
             raise UserError(f"--resume: the data now holds {len(data)} examples, the run was "
                             f"trained on {state['latents'].shape[0]}; resume with the same data")
-        engine.load_state_dict(state)
-        set_rng_state(state["rng"])
+        try:
+            engine.load_state_dict(state)
+            set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise UserError(f"--resume: checkpoint {run.last_checkpoint} does not fit this run "
+                            f"({type(exc).__name__}: {exc}); it is damaged or from other "
+                            "settings") from None
         start_epoch = int(state["epoch"])
         rows = [r for r in run.read_metrics() if int(r["epoch"]) <= start_epoch]
     else:
@@ -101,10 +111,15 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
     observer.start(config, len(data), start_epoch, len(engine.batches(len(data), 0)))
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        stats = engine.run_epoch(data, epoch, on_batch=lambda s, e=epoch: observer.batch(
-            e, replace(s, mse=model.metric_mse(s.mse))))
-        if not math.isfinite(stats.loss):
-            raise UserError(f"training diverged in epoch {epoch} (loss is {stats.loss}); "
+        try:
+            stats = engine.run_epoch(data, epoch, on_batch=lambda s, e=epoch: observer.batch(
+                e, replace(s, mse=model.metric_mse(s.mse))))
+        except RuntimeError as exc:
+            if "overflow" not in str(exc) and "nan" not in str(exc).lower():
+                raise
+            stats = None
+        if stats is None or not math.isfinite(stats.loss):
+            raise UserError(f"training diverged in epoch {epoch} (loss is not finite); "
                             "lower --lr or --step-size, or raise --sigma")
         row = {"epoch": epoch, "step": engine.step, "loss": round(stats.loss, 6),
                "train_mse": round(model.metric_mse(stats.mse), 8),

@@ -42,8 +42,8 @@ def _prepare_out(out: Path) -> Path:
 def synthesize(trained: TrainedRun, n: int, out: Path, seed: int = 0,
                batch_size: int = 256) -> list[Path]:
     """Z ~ prior, output f(Z): ``n`` files plus a grid of the first ones."""
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
+    if n < 1 or batch_size < 1:
+        raise UserError(f"--n and --batch-size must be at least 1, got {n} and {batch_size}")
     out = _prepare_out(out)
     model = trained.model
     rng = derived_generator(seed, "synthesize")
@@ -66,6 +66,8 @@ def synthesize(trained: TrainedRun, n: int, out: Path, seed: int = 0,
 def reconstruct(trained: TrainedRun, source: str | None, out: Path, n: int = 32,
                 steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER) -> dict[str, Any]:
     """Originals beside f(Z) for inferred Z (banked Z when ``source`` is the training data)."""
+    if n < 1 or steps < 0:
+        raise UserError("--n must be at least 1 and --steps 0 or more")
     out = _prepare_out(out)
     data, banked = _open(trained, source, "--data")
     take = torch.arange(min(n, len(data)))
@@ -86,8 +88,8 @@ def interpolate(trained: TrainedRun, source: str | None, out: Path, steps: int =
                 pairs: int = 4, infer_steps: int = DEFAULT_STEPS,
                 sampler: str = DEFAULT_SAMPLER) -> dict[str, Any]:
     """Seed §4.2: f((1 - t) Z_a + t Z_b) for t = 0, 1/n, ..., 1, originals at both ends."""
-    if steps < 1 or pairs < 1:
-        raise UserError("--steps and --pairs must be at least 1")
+    if steps < 1 or pairs < 1 or infer_steps < 0:
+        raise UserError("--steps and --pairs must be at least 1, --infer-steps 0 or more")
     out = _prepare_out(out)
     data, banked = _open(trained, source, "--data")
     if len(data) < 2:
@@ -120,6 +122,8 @@ def evaluate(trained: TrainedRun, sets: dict[str, str | None], steps: int = DEFA
     ``sets`` maps a name to a source; the source None means the training data, measured with
     its banked latents (what training learned). Other sets get latents inferred from scratch.
     """
+    if steps < 0:
+        raise UserError(f"--steps must be 0 or more, got {steps}")
     result: dict[str, dict[str, float | int]] = {}
     for name, source in sets.items():
         data, banked = _open(trained, source, f"--{name}")

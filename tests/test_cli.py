@@ -140,9 +140,36 @@ def test_run_dir_without_checkpoint(verb, cli, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("args", [
+    ["reconstruct", "--n", "0"], ["synthesize", "--batch-size", "0"],
+    ["synthesize", "--device", "tpu"], ["interpolate", "--infer-steps", "-1"],
+    ["evaluate", "--steps", "-1"]])
+def test_bad_verb_options_are_one_line_errors(args, trained_run, cli, tmp_path):
+    verb, *rest = args
+    out = [] if verb == "evaluate" else ["--out", tmp_path / "o"]
+    res = cli(verb, trained_run, *rest, *out)
+    assert res.code == 2 and res.err.startswith("error:") and "Traceback" not in res.err, res
+    assert not (tmp_path / "o").exists()
+
+
+def test_more_bad_training_input(tiny_data, trained_run, cli, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    base = ["train", "--data", tiny_data["train"], *TINY_TRAIN]
+    res = cli(*base, "--out", afile / "sub")
+    assert res.code == 2 and "is a file" in res.err
+    res = cli(*base, "--config", tmp_path, "--out", tmp_path / "o")
+    assert res.code == 2 and "cannot read config file" in res.err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[modality_options]\nwidth = \"a\"\n")
+    res = cli("train", "--data", tiny_data["train"], "--config", bad, "--out", tmp_path / "o")
+    assert res.code == 2 and "--width must be int" in res.err
+    res = cli("train", "--out", trained_run, "--resume", "--epochs", "1")
+    assert res.code == 2 and "already has 3 epochs" in res.err
+    assert not (tmp_path / "o").exists()
+
+
 def test_bad_data_for_a_verb_writes_nothing(trained_run, cli, tmp_path):
-    rgb = tmp_path / "rgb.npy"
-    np.save(rgb, np.zeros((4, 20, 20, 3), np.uint8))
     res = cli("reconstruct", trained_run, "--data", tmp_path / "missing.npy", "--out",
               tmp_path / "o")
     assert res.code == 2 and "does not exist" in res.err

@@ -41,7 +41,7 @@ def test_folder_recursive_mixed_formats_resized_and_cropped(tmp_path):
 def test_npy_uint8_and_npz_float(tmp_path):
     arr = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
     np.save(tmp_path / "x.npy", arr)
-    data = _open(tmp_path / "x.npy", 28 if False else 16, 1)
+    data = _open(tmp_path / "x.npy", 16, 1)
     assert data.get(torch.arange(5)).shape == (5, 1, 16, 16)
     flt = np.random.default_rng(1).random((3, 32, 32, 3)).astype(np.float32)
     np.savez(tmp_path / "y.npz", images=flt)
@@ -62,8 +62,8 @@ def test_idx_raw_and_gz(tmp_path):
         fh.write(_idx_bytes(arr[:1]))
     assert len(_open(tmp_path / "train-images-idx3-ubyte")) == 2
     assert len(_open(tmp_path / "t10k-images-idx3-ubyte.gz")) == 1
-    folder = tmp_path  # a folder without pictures but with IDX files
-    assert len(_open(folder, 16)) == 3
+    # a folder without pictures: its training IDX files only (t10k stays held out)
+    assert len(_open(tmp_path, 16)) == 2
 
 
 def test_bad_sources_raise_user_errors(tmp_path):
@@ -73,6 +73,9 @@ def test_bad_sources_raise_user_errors(tmp_path):
     np.save(tmp_path / "v.npy", np.zeros((4, 5, 6, 7, 8)))
     with pytest.raises(UserError, match="is not images"):
         _open(tmp_path / "v.npy")
+    np.save(tmp_path / "neg.npy", np.full((2, 8, 8), -0.5, np.float32))
+    with pytest.raises(UserError, match="store images as uint8"):
+        _open(tmp_path / "neg.npy")
     (tmp_path / "f.xyz").write_text("?")
     with pytest.raises(UserError, match="unsupported file type"):
         _open(tmp_path / "f.xyz")

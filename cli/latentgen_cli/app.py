@@ -46,7 +46,7 @@ def train(
     step_size: Optional[float] = typer.Option(None, help="delta, the Langevin step size "
                                               "(default: 0.3).", rich_help_panel=_TRAIN_PANEL),
     sigma: Optional[float] = typer.Option(None, help="sigma, observation noise std "
-                                          "(default: 0.3).", rich_help_panel=_TRAIN_PANEL),
+                                          "(default: 0.5).", rich_help_panel=_TRAIN_PANEL),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default: 0.001).",
                                        rich_help_panel=_TRAIN_PANEL),
     beta1: Optional[float] = typer.Option(None, help="Adam beta1 (default: 0.5).",
@@ -92,6 +92,9 @@ def train(
         values: dict[str, Any] = {}
         if config is not None:
             values = read_toml(config)
+            if not isinstance(values.get("modality_options", {}), dict):
+                raise UserError(f"config file {config}: modality_options must be a table "
+                                "([modality_options])")
             values["modality_options"] = dict(values.get("modality_options", {}))
         values.update({k: v for k, v in core_params.items() if v is not None})
         values["modality_options"] = {**values.get("modality_options", {}), **mod_opts}

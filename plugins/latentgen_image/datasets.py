@@ -48,6 +48,13 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
         if files:
             return _from_files(files, size, channels, str(path))
         idx = sorted(p for p in path.rglob("*") if _is_idx_name(p))
+        # An MNIST folder holds train and t10k files, often both raw and .gz: keep the training
+        # images, once each, so held-out images never leak into training.
+        train = [p for p in idx if p.name.lower().startswith("train")]
+        idx = train or idx
+        stems = {p.name.removesuffix(".gz") for p in idx}
+        idx = [p for p in idx if not (p.suffix == ".gz" and p.name.removesuffix(".gz") in stems
+                                      and p.with_suffix("").exists())]
         if idx:
             return _from_array(np.concatenate([_read_idx(p) for p in idx]), size, channels,
                                str(path))
@@ -129,7 +136,11 @@ def _from_array(arr: np.ndarray, size: int, channels: int, source: str) -> Examp
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()
     elif np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer):
         x = torch.from_numpy(arr.astype(np.float32)).permute(0, 3, 1, 2)
-        x = x * 255.0 if float(x.max()) <= 1.0 else x
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 255 or (np.issubdtype(arr.dtype, np.integer) and hi > 255):
+            raise UserError(f"{source}: values span [{lo:g}, {hi:g}]; store images as uint8 "
+                            "[0, 255] or float [0, 1]")
+        x = x * 255.0 if hi <= 1.0 and np.issubdtype(arr.dtype, np.floating) else x
     else:
         raise UserError(f"{source}: unsupported array dtype {arr.dtype}; use uint8 or float")
     x = x[:, :3]
