@@ -116,18 +116,22 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
+_SCALARS = {"int": int, "float": (int, float), "str": str, "bool": bool}
+
+
+def value_fits(field: dataclasses.Field, value: Any) -> bool:
+    """Whether ``value`` (from TOML or the CLI) has the scalar type the field declares; None
+    and fields of other types pass. A bool is not taken for a number."""
+    want = _SCALARS.get(str(field.type).split(" ")[0])
+    if value is None or want is None:
+        return True
+    return isinstance(value, want) and (want is bool or not isinstance(value, bool))
+
+
 def _check_types(cfg: TrainConfig, source: str) -> None:
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
-        want = {"int": int, "float": (int, float), "str": str, "bool": bool}.get(
-            str(f.type).split(" ")[0])
-        if v is None or want is None:
-            continue
-        if isinstance(v, bool) and want is not bool:
-            want_ok = False
-        else:
-            want_ok = isinstance(v, want)
-        if not want_ok:
+        if not value_fits(f, v):
             raise UserError(f"{source}: setting {f.name} must be {f.type}, got {v!r}")
         if f.type == "float":
             setattr(cfg, f.name, float(v))

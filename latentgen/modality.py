@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from .config import value_fits
 from .data import Examples
 from .errors import UserError
 from .generator import Generator
@@ -53,11 +54,8 @@ class Modality(ABC):
             flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
             raise UserError(f"option {flags} does not apply to modality '{self.name}'; "
                             f"its options are: {', '.join(option_flag(f) for f in fields.values())}")
-        kinds = {"int": int, "float": (int, float), "str": str, "bool": bool}
         for key, value in values.items():
-            want = kinds.get(str(fields[key].type).split(" ")[0])
-            if want is not None and (not isinstance(value, want) or
-                                     (isinstance(value, bool) and want is not bool)):
+            if not value_fits(fields[key], value):
                 raise UserError(f"option {option_flag(fields[key])} must be "
                                 f"{fields[key].type}, got {value!r}")
         opts = self.Options(**values)
