@@ -44,6 +44,16 @@ class TrainConfig:
     sample_every: int = 5
     #: keep checkpoints/epoch_NNNN.pt every this many epochs (0: only last.pt)
     checkpoint_every: int = 10
+    #: held-out data of the training category, evaluated every eval_every epochs (curves)
+    test_data: str | None = None
+    #: data of another category, evaluated alongside test_data
+    negative_data: str | None = None
+    #: evaluate train / test / negative reconstruction error every this many epochs
+    eval_every: int = 5
+    #: MAP inference steps (sampler "map", from Z = 0) for test and negative data
+    eval_steps: int = 300
+    #: learn from incomplete data: block:K, pixels:P or a mask file (see latentgen.masks)
+    mask: str | None = None
     #: the modality's own options (image size, channels, ...)
     modality_options: dict[str, Any] = field(default_factory=dict)
 
@@ -63,6 +73,9 @@ class TrainConfig:
             raise UserError(f"--beta1 must be in [0, 1), got {self.beta1}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise UserError(f"--device must be auto, cpu or cuda, got '{self.device}'")
+        if self.eval_every < 1 or self.eval_steps < 0:
+            raise UserError(f"--eval-every must be at least 1 and --eval-steps 0 or more, got "
+                            f"{self.eval_every} and {self.eval_steps}")
         if self.sample_every < 1 or self.checkpoint_every < 0:
             raise UserError("--sample-every must be at least 1 and --checkpoint-every 0 or more")
 

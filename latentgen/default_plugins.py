@@ -1,4 +1,4 @@
-"""The core's own plugin: the N(0, I) prior and the two built-in samplers."""
+"""The core's own plugin: the N(0, I) prior and the built-in samplers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Callable
 
 from .hookspecs import hookimpl
 from .priors import StandardNormal
-from .samplers import GradientDescent, Langevin
+from .samplers import AdaptiveMAP, GradientDescent, Langevin
 
 
 @hookimpl
@@ -18,3 +18,4 @@ def register_priors(register: Callable) -> None:
 def register_samplers(register: Callable) -> None:
     register("langevin", Langevin)
     register("gd", GradientDescent)
+    register("map", AdaptiveMAP)

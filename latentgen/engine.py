@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .bank import LatentBank
 from .data import Examples
+from .masks import Masks
 from .observation import GaussianObservation
 from .priors import Prior
 from .samplers import Sampler
@@ -56,7 +57,8 @@ class ABPEngine:
     def __init__(self, generator: nn.Module, prior: Prior, sampler: Sampler,
                  observation: GaussianObservation, bank: LatentBank, *, langevin_steps: int,
                  batch_size: int, lr: float, beta1: float = 0.5, seed: int = 0,
-                 reinit_chains: bool = False, device: torch.device | str = "cpu") -> None:
+                 reinit_chains: bool = False, device: torch.device | str = "cpu",
+                 masks: Masks | None = None) -> None:
         self.generator = generator
         self.prior = prior
         self.sampler = sampler
@@ -67,6 +69,8 @@ class ABPEngine:
         self.seed = seed
         self.reinit_chains = reinit_chains
         self.device = torch.device(device)
+        #: observed-entry masks of the training examples (learning from incomplete data)
+        self.masks = masks
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999))
         self.step = 0
 
@@ -108,7 +112,8 @@ class ABPEngine:
         seen = 0
         for b, index in enumerate(batches):
             y = data.get(index, self.device)
-            loss, mse = self.train_batch(y, index, epoch, b)
+            mask = self.masks.for_indices(index, self.device) if self.masks else None
+            loss, mse = self.train_batch(y, index, epoch, b, mask)
             n = len(index)
             tot_loss += loss * n
             tot_mse += mse * n

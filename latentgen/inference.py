@@ -2,45 +2,71 @@
 
 Held-out data has no banked latents, so they are inferred on the fixed generator: chains start
 at the prior's mode (zero) and run ``steps`` updates of the chosen sampler. The default,
-``DEFAULT_STEPS`` gradient-descent steps at the run's step size, finds the MAP latent: the
-reconstruction that error figures are about. Langevin may be chosen instead (a posterior sample).
+``DEFAULT_STEPS`` steps of the ``map`` sampler (gradient descent whose step tunes itself per
+example, starting from the run's step size), finds the MAP latent: the reconstruction that
+error figures are about. Plain fixed-step descent (``gd``) at the training step size was
+measured to oscillate: on 24x24 digits it left the held-out error 35 % above the converged one. Langevin may be chosen instead (a posterior sample).
+With masks, only the observed entries of each example pull on its latent.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from .data import Examples
-from .model import TrainedRun
+from .masks import Masks
 from .seeding import derived_generator
 
+if TYPE_CHECKING:
+    from .model import Model
+
 DEFAULT_STEPS = 300
-DEFAULT_SAMPLER = "gd"
+DEFAULT_SAMPLER = "map"
 
 
-def infer_latents(trained: TrainedRun, data: Examples, steps: int = DEFAULT_STEPS,
-                  sampler: str = DEFAULT_SAMPLER, step_size: float | None = None,
-                  batch_size: int = 256, seed: int = 0) -> torch.Tensor:
-    model = trained.model
+def infer_latents(model: "Model", device: torch.device, data: Examples,
+                  steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
+                  step_size: float | None = None, batch_size: int = 256, seed: int = 0,
+                  masks: Masks | None = None) -> torch.Tensor:
     smp = model.sampler(sampler, step_size)
+    was_training = model.generator.training
+    model.generator.eval()
     out = []
     for b, index in enumerate(torch.arange(len(data)).split(batch_size)):
-        y = data.get(index, trained.device)
-        z0 = torch.zeros((len(index), *model.generator.latent_shape), device=trained.device)
-        rng = derived_generator(seed, "infer", b)
+        y = data.get(index, device)
+        z0 = torch.zeros((len(index), *model.generator.latent_shape), device=device)
+        mask = masks.for_indices(index, device) if masks is not None else None
         out.append(smp.infer(z0, y, model.generator, model.observation, model.prior, steps,
-                             rng=rng))
+                             mask=mask, rng=derived_generator(seed, "infer", b)))
+    model.generator.train(was_training)
     return torch.cat(out)
 
 
 @torch.no_grad()
-def per_example_mse(trained: TrainedRun, data: Examples, z: torch.Tensor,
-                    batch_size: int = 256) -> torch.Tensor:
-    """Mean squared error per element of each example, on the modality's metric scale."""
-    model = trained.model
+def per_example_mse(model: "Model", device: torch.device, data: Examples, z: torch.Tensor,
+                    batch_size: int = 256, masks: Masks | None = None,
+                    where: str = "all") -> torch.Tensor:
+    """Mean squared error per element of each example, on the modality's metric scale.
+
+    ``where`` picks the entries: "all", or with ``masks`` "observed" or "missing".
+    """
     errs = []
     for index in torch.arange(len(data)).split(batch_size):
-        y = data.get(index, trained.device)
-        x = model.generator(z[index.to(z.device)])
-        errs.append((y - x).pow(2).flatten(1).mean(1).cpu())
+        y = data.get(index, device)
+        sq = (y - model.generator(z[index.to(z.device)])).pow(2)
+        errs.append(_masked_mean(sq, index, device, masks, where))
     return torch.cat(errs) * model.modality.metric_scale
+
+
+def _masked_mean(sq: torch.Tensor, index: torch.Tensor, device: torch.device,
+                 masks: Masks | None, where: str) -> torch.Tensor:
+    if where == "all" or masks is None:
+        return sq.flatten(1).mean(1).cpu()
+    m = masks.for_indices(index, device).expand_as(sq)
+    if where == "missing":
+        m = 1.0 - m
+    count = m.flatten(1).sum(1)
+    # an example with no entries of the kind asked contributes NaN, and nanmean skips it
+    return ((sq * m).flatten(1).sum(1) / count.where(count > 0, torch.nan)).cpu()

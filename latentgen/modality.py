@@ -65,6 +65,14 @@ class Modality(ABC):
     def validate_options(self, opts: Any) -> None:
         """Raise ``UserError`` for a bad option value."""
 
+    def resolve_options(self, opts: Any, source: str | None) -> Any:
+        """Fill options left to the data (e.g. an image size of 0 = the data's own size).
+
+        Called once before training with the training source; the resolved values are stored
+        in the run's config, so every later command rebuilds the same generator.
+        """
+        return opts
+
     @property
     def metric_scale(self) -> float:
         """Factor turning a model-space MSE into an MSE on ``metric_range``."""

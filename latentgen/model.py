@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .config import TrainConfig
+from .data import Examples
 from .errors import UserError
 from .generator import Generator
 from .modality import Modality
@@ -46,7 +47,8 @@ class Model:
         config.validate()
         reg = get_registry()
         modality = reg.modality(config.modality)
-        options = modality.make_options(config.modality_options)
+        options = modality.resolve_options(modality.make_options(config.modality_options),
+                                           config.data)
         generator = modality.build_generator(config.latent_dim, options)
         prior = reg.prior(config.prior)(generator.latent_shape)
         return cls(config, modality, options, generator, prior,
@@ -59,6 +61,16 @@ class Model:
     def plugin_record(self) -> dict[str, str]:
         info = owner_of(self.config.modality)
         return {"name": info.name, "version": info.version, "modality": self.config.modality}
+
+    def open_data(self, source: str | None, what: str = "--data") -> Examples:
+        """Examples from ``source`` that this generator can reconstruct (shape checked)."""
+        data = self.modality.open_dataset(source, self.options)
+        shape = tuple(self.generator.data_shape)
+        if tuple(data.example_shape) != shape:
+            raise UserError(f"{what} {source or '(embedded default)'} has examples of shape "
+                            f"{tuple(data.example_shape)}, the generator makes {shape}; check "
+                            "the modality options")
+        return data
 
     def metric_mse(self, model_space_mse: float) -> float:
         return model_space_mse * self.modality.metric_scale
@@ -96,7 +108,7 @@ class TrainedRun:
         model.generator.to(dev).eval()
         return cls(run, model, latents.to(dev), epoch, dev)
 
-    def training_examples(self):
+    def training_examples(self) -> Examples:
         """The run's training data, opened the way training opened it."""
         cfg = self.model.config
         data = self.model.modality.open_dataset(cfg.data, self.model.options)

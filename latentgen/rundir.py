@@ -2,6 +2,7 @@
 
     RUN/config.toml            the resolved configuration
     RUN/metrics.csv            one row per epoch
+    RUN/curves.png             reconstruction error over epochs (train / test / negative)
     RUN/samples/epoch_NNNN.png fixed-noise samples during training
     RUN/checkpoints/last.pt    latest state (+ epoch_NNNN.pt every --checkpoint-every epochs)
 """
@@ -45,6 +46,8 @@ class RunDir:
 
     config_path = property(lambda self: self.path / "config.toml")
     metrics_path = property(lambda self: self.path / "metrics.csv")
+    curves_path = property(lambda self: self.path / "curves.png")
+    report_path = property(lambda self: self.path / "report.html")
     samples_dir = property(lambda self: self.path / "samples")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     last_checkpoint = property(lambda self: self.checkpoints_dir / "last.pt")

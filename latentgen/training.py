@@ -13,8 +13,10 @@ import torch
 from . import __version__
 from .bank import LatentBank
 from .config import TrainConfig
+from .curves import CurveTracker
 from .engine import ABPEngine, BatchStats
 from .errors import UserError
+from .masks import parse_masks
 from .model import Model, resolve_device
 from .nets import generate
 from .rundir import RunDir
@@ -69,16 +71,22 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
             raise UserError(f"--out {out}: {parent} is a file; give a folder for the run")
 
     # Everything that can fail on bad input happens before anything is written.
-    if config.data and Path(config.data).exists():
-        # stored absolute, so later commands work from any folder
-        config.data = str(Path(config.data).resolve())
+    for key in ("data", "test_data", "negative_data", "mask"):
+        value = getattr(config, key)
+        if value and Path(value).exists():
+            # stored absolute, so later commands work from any folder
+            setattr(config, key, str(Path(value).resolve()))
     model = Model.from_config(config)
     config.modality_options = dataclasses.asdict(model.options)  # record resolved defaults
     device = resolve_device(config.device)
-    data = model.modality.open_dataset(config.data, model.options)
-    if tuple(data.example_shape) != tuple(model.generator.data_shape):
-        raise UserError(f"data examples have shape {tuple(data.example_shape)} but the generator "
-                        f"makes {tuple(model.generator.data_shape)}; check the modality options")
+    data = model.open_data(config.data)
+    held_out = {name: model.open_data(source, f"--{name}-data") for name, source in
+                (("test", config.test_data), ("negative", config.negative_data)) if source}
+    masks = None
+    if config.mask:
+        masks = parse_masks(config.mask, model.modality, model.options,
+                            tuple(model.generator.data_shape), seed=config.seed)
+        masks.check(len(data), "the training data")
     state = run.load_checkpoint() if resume else None
 
     generator = model.generator.to(device)
@@ -86,7 +94,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
     engine = ABPEngine(generator, model.prior, model.sampler(), model.observation, bank,
                        langevin_steps=config.langevin_steps, batch_size=config.batch_size,
                        lr=config.lr, beta1=config.beta1, seed=config.seed,
-                       reinit_chains=config.reinit_chains, device=device)
+                       reinit_chains=config.reinit_chains, device=device, masks=masks)
+    tracker = CurveTracker(model, device, data, held_out, config.eval_steps, masks)
     rows: list[dict[str, Any]] = []
     start_epoch = 0
     if state is not None:
@@ -125,8 +134,11 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
                "train_mse": round(model.metric_mse(stats.mse), 8),
                "examples_per_s": round(stats.examples_per_s, 2),
                "seconds": round(stats.seconds, 3)}
+        if held_out and (epoch % config.eval_every == 0 or epoch == config.epochs):
+            row.update(tracker.measure(engine.bank.latents))
         rows.append(row)
         run.write_metrics(rows)
+        tracker.plot(rows, run.curves_path)
         if epoch % config.sample_every == 0 or epoch == config.epochs:
             write_sample_grid(model, z_fixed, run.samples_dir / f"epoch_{epoch:04d}")
         keep = (f"epoch_{epoch:04d}.pt"

@@ -7,6 +7,7 @@ leaves nothing half-written in the output folder.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ import torch
 
 from .data import Examples
 from .errors import UserError
+from .evaluation import REGIME_RULE, fit_pca, mean_fill_mse, regime
 from .inference import DEFAULT_SAMPLER, DEFAULT_STEPS, infer_latents, per_example_mse
+from .masks import Masks, parse_masks
 from .model import TrainedRun
 from .nets import generate
 from .seeding import derived_generator
@@ -24,12 +27,14 @@ def _open(trained: TrainedRun, source: str | None, what: str) -> tuple[Examples,
     """Examples from ``source``, or the training data with its banked latents when None."""
     if source is None:
         return trained.training_examples(), trained.latents
-    data = trained.model.modality.open_dataset(source, trained.model.options)
-    shape = tuple(trained.model.generator.data_shape)
-    if tuple(data.example_shape) != shape:
-        raise UserError(f"{what} {source} has examples of shape {tuple(data.example_shape)}, "
-                        f"the run makes {shape}")
-    return data, None
+    return trained.model.open_data(source, what), None
+
+
+def _masks(trained: TrainedRun, spec: str, n_examples: int, what: str) -> Masks:
+    masks = parse_masks(spec, trained.model.modality, trained.model.options,
+                        tuple(trained.model.generator.data_shape))
+    masks.check(n_examples, what)
+    return masks
 
 
 def _prepare_out(out: Path) -> Path:
@@ -64,32 +69,62 @@ def synthesize(trained: TrainedRun, n: int, out: Path, seed: int = 0,
 
 
 def reconstruct(trained: TrainedRun, source: str | None, out: Path, n: int = 32,
-                steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER) -> dict[str, Any]:
-    """Originals beside f(Z) for inferred Z (banked Z when ``source`` is the training data)."""
+                steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
+                mask: str | None = None) -> dict[str, Any]:
+    """Originals beside f(Z) for inferred Z (banked Z when ``source`` is the training data).
+
+    With ``mask``, Z is inferred from the observed entries only (always from scratch: banked
+    latents saw the whole example), and the files show original / occluded / recovered, the
+    recovered example keeping its observed entries and taking f(Z) in the holes.
+    """
     if n < 1 or steps < 0:
         raise UserError("--n must be at least 1 and --steps 0 or more")
     out = _prepare_out(out)
     data, banked = _open(trained, source, "--data")
+    masks = _masks(trained, mask, len(data), "--data") if mask else None
     take = torch.arange(min(n, len(data)))
     data = data.subset(take)
-    z = banked[take.to(banked.device)] if banked is not None else infer_latents(
-        trained, data, steps, sampler)
-    model = trained.model
+    model, dev = trained.model, trained.device
+    if banked is not None and masks is None:
+        z = banked[take.to(banked.device)]
+    else:
+        z = infer_latents(model, dev, data, steps, sampler, masks=masks)
     y = data.get(torch.arange(len(data))).cpu()
     x = generate(model.generator, z).cpu()
-    mse = per_example_mse(trained, data, z)
+    if masks is None:
+        mse = per_example_mse(model, dev, data, z)
+        files = model.modality.write_examples(y, out, "original", model.options)
+        files += model.modality.write_examples(x, out, "reconstruction", model.options)
+        files += model.modality.write_grid(_tuples_table([y, x]), out / "grid", model.options)
+        return {"n": len(data), "mse": float(mse.mean()), "files": files}
+    m = masks.for_indices(torch.arange(len(data))).expand_as(y)
+    fill = sum(model.modality.data_range) / 2
+    occluded = y * m + fill * (1 - m)
+    recovered = y * m + x * (1 - m)
+    missing = per_example_mse(model, dev, data, z, masks=masks, where="missing")
+    observed = per_example_mse(model, dev, data, z, masks=masks, where="observed")
     files = model.modality.write_examples(y, out, "original", model.options)
-    files += model.modality.write_examples(x, out, "reconstruction", model.options)
-    files += model.modality.write_grid(_pairs_table(y, x), out / "grid", model.options)
-    return {"n": len(data), "mse": float(mse.mean()), "files": files}
+    files += model.modality.write_examples(occluded, out, "occluded", model.options)
+    files += model.modality.write_examples(recovered, out, "recovered", model.options)
+    files += model.modality.write_grid(_tuples_table([y, occluded, recovered], cols=9),
+                                       out / "grid", model.options)
+    return {"n": len(data), "mse": float(observed.nanmean()),
+            "recovery_mse": float(missing.nanmean()), "files": files}
 
 
 def interpolate(trained: TrainedRun, source: str | None, out: Path, steps: int = 8,
                 pairs: int = 4, infer_steps: int = DEFAULT_STEPS,
-                sampler: str = DEFAULT_SAMPLER) -> dict[str, Any]:
-    """Seed §4.2: f((1 - t) Z_a + t Z_b) for t = 0, 1/n, ..., 1, originals at both ends."""
+                sampler: str = DEFAULT_SAMPLER, mode: str = "linear") -> dict[str, Any]:
+    """Seed §4.2: f((1 - t) Z_a + t Z_b) for t = 0, 1/n, ..., 1, originals at both ends.
+
+    ``mode="spherical"`` follows the great circle between the latents instead (slerp), which
+    keeps the path at the norm typical of N(0, I) samples rather than cutting through the
+    low-norm middle.
+    """
     if steps < 1 or pairs < 1 or infer_steps < 0:
         raise UserError("--steps and --pairs must be at least 1, --infer-steps 0 or more")
+    if mode not in ("linear", "spherical"):
+        raise UserError(f"--mode must be linear or spherical, got '{mode}'")
     out = _prepare_out(out)
     data, banked = _open(trained, source, "--data")
     if len(data) < 2:
@@ -97,12 +132,10 @@ def interpolate(trained: TrainedRun, source: str | None, out: Path, steps: int =
     pairs = min(pairs, len(data) // 2)
     take = torch.arange(2 * pairs)
     data = data.subset(take)
-    z = banked[take.to(banked.device)] if banked is not None else infer_latents(
-        trained, data, infer_steps, sampler)
-    za, zb = z[0::2], z[1::2]
-    t = torch.linspace(0, 1, steps + 1, device=z.device).view(1, -1, *([1] * (z.dim() - 1)))
-    path = (1 - t) * za.unsqueeze(1) + t * zb.unsqueeze(1)  # (pairs, steps+1, *latent)
     model = trained.model
+    z = banked[take.to(banked.device)] if banked is not None else infer_latents(
+        model, trained.device, data, infer_steps, sampler)
+    path = latent_path(z[0::2], z[1::2], steps, mode)  # (pairs, steps+1, *latent)
     x = generate(model.generator, path.flatten(0, 1)).cpu().reshape(
         pairs, steps + 1, *model.generator.data_shape)
     y = data.get(torch.arange(len(data))).cpu()
@@ -112,24 +145,69 @@ def interpolate(trained: TrainedRun, source: str | None, out: Path, steps: int =
         files += model.modality.write_examples(table[p], out, f"pair{p:02d}_step",
                                                model.options)
     files += model.modality.write_grid(table, out / "grid", model.options)
-    return {"pairs": pairs, "steps": steps, "files": files}
+    return {"pairs": pairs, "steps": steps, "mode": mode, "files": files}
+
+
+def latent_path(za: torch.Tensor, zb: torch.Tensor, steps: int, mode: str = "linear"
+                ) -> torch.Tensor:
+    """(pairs, steps + 1, *latent): from ``za`` (t = 0) to ``zb`` (t = 1), linear or slerp."""
+    t = torch.linspace(0, 1, steps + 1, device=za.device, dtype=za.dtype)
+    t = t.view(1, -1, *([1] * (za.dim() - 1)))
+    a, b = za.unsqueeze(1), zb.unsqueeze(1)
+    if mode == "linear":
+        return (1 - t) * a + t * b
+    fa, fb = za.flatten(1), zb.flatten(1)
+    cos = (fa * fb).sum(1) / (fa.norm(dim=1) * fb.norm(dim=1)).clamp_min(1e-12)
+    omega = cos.clamp(-1, 1).acos().view(-1, 1, *([1] * (za.dim() - 1)))
+    sin = omega.sin()
+    # nearly parallel latents: the great circle is the straight line
+    straight = sin.abs() < 1e-6
+    wa = torch.where(straight, 1 - t, ((1 - t) * omega).sin() / sin.where(~straight, 1.0))
+    wb = torch.where(straight, t, (t * omega).sin() / sin.where(~straight, 1.0))
+    return wa * a + wb * b
 
 
 def evaluate(trained: TrainedRun, sets: dict[str, str | None], steps: int = DEFAULT_STEPS,
-             sampler: str = DEFAULT_SAMPLER) -> dict[str, dict[str, float | int]]:
-    """Per-element reconstruction MSE of each named set.
+             sampler: str = DEFAULT_SAMPLER, mask: str | None = None) -> dict[str, Any]:
+    """Per-element reconstruction MSE of each named set, beside PCA's at the same d.
 
     ``sets`` maps a name to a source; the source None means the training data, measured with
     its banked latents (what training learned). Other sets get latents inferred from scratch.
+    PCA keeps as many components as the generator has latent numbers and is fit on the
+    training data. With ``mask``, every set is inferred from its observed entries, and the
+    error on the missing ones is reported next to that of filling them with the training mean.
     """
     if steps < 0:
         raise UserError(f"--steps must be 0 or more, got {steps}")
-    result: dict[str, dict[str, float | int]] = {}
-    for name, source in sets.items():
-        data, banked = _open(trained, source, f"--{name}")
-        z = banked if banked is not None else infer_latents(trained, data, steps, sampler)
-        mse = per_example_mse(trained, data, z)
-        result[name] = {"mse": float(mse.mean()), "n": len(data)}
+    model, dev = trained.model, trained.device
+    scale = model.modality.metric_scale
+    opened = {name: _open(trained, source, f"--{name}") for name, source in sets.items()}
+    train = opened["train"][0] if sets.get("train", "") is None else trained.training_examples()
+    masks = {name: _masks(trained, mask, len(data), f"--{name}") for name, (data, _) in
+             opened.items()} if mask else {}
+    pca = fit_pca(train, math.prod(model.generator.latent_shape), dev)
+    result: dict[str, Any] = {}
+    for name, (data, banked) in opened.items():
+        m = masks.get(name)
+        if banked is not None and m is None:
+            z = banked
+        else:
+            z = infer_latents(model, dev, data, steps, sampler, masks=m)
+        row: dict[str, Any] = {"n": len(data)}
+        if m is None:
+            row["mse"] = float(per_example_mse(model, dev, data, z).mean())
+        else:
+            row["mse"] = float(per_example_mse(model, dev, data, z, masks=m,
+                                               where="observed").nanmean())
+            row["recovery_mse"] = float(per_example_mse(model, dev, data, z, masks=m,
+                                                        where="missing").nanmean())
+            row["mean_fill_mse"] = float(mean_fill_mse(train, data, m, dev, scale).nanmean())
+        result[name] = row
+    result["pca"] = {name: float(pca.per_example_mse(data, dev, scale).mean())
+                     for name, (data, _) in opened.items()}
+    if all(k in result for k in ("train", "test", "negative")):
+        errs = [result[k]["mse"] for k in ("train", "test", "negative")]
+        result["regime"] = {"verdict": regime(*errs), "rule": REGIME_RULE}
     return result
 
 
@@ -138,10 +216,12 @@ def _grid_cols(n: int) -> int:
     return max(1, side)
 
 
-def _pairs_table(y: torch.Tensor, x: torch.Tensor, cols: int = 8) -> torch.Tensor:
-    """Original/reconstruction pairs side by side, ``cols // 2`` pairs per row."""
-    per_row = max(1, cols // 2)
+def _tuples_table(parts: list[torch.Tensor], cols: int = 8) -> torch.Tensor:
+    """Matching examples of ``parts`` side by side (original | reconstruction | ...), as many
+    tuples per row as fit in ``cols`` columns."""
+    k, y = len(parts), parts[0]
+    per_row = max(1, cols // k)
     n = (len(y) // per_row) * per_row or len(y)
     per_row = min(per_row, n)
-    inter = torch.stack([y[:n], x[:n]], dim=1).reshape(n // per_row, 2 * per_row, *y.shape[1:])
-    return inter
+    inter = torch.stack([p[:n] for p in parts], dim=1)
+    return inter.reshape(n // per_row, k * per_row, *y.shape[1:])

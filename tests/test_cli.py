@@ -65,10 +65,12 @@ def test_evaluate_json(trained_run, tiny_data, cli):
               tiny_data["negative"], "--steps", "30", "--json")
     assert res.code == 0, res
     result = json.loads(res.out)
-    assert set(result) == {"train", "test", "negative"}
+    assert set(result) == {"train", "test", "negative", "pca", "regime"}
     assert result["train"]["n"] == 128 and result["test"]["n"] == 32
-    for r in result.values():
-        assert 0 <= r["mse"] < 1
+    for name in ("train", "test", "negative"):
+        assert 0 <= result[name]["mse"] < 1
+        assert 0 < result["pca"][name] < 1
+    assert result["regime"]["verdict"] in ("over-fitting", "good fit", "under-fitting")
 
 
 def test_evaluate_table(trained_run, cli):

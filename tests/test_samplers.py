@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from latentgen import GradientDescent, Langevin, StandardNormal
+from latentgen.samplers import AdaptiveMAP
 from latentgen.observation import GaussianObservation
 
 
@@ -37,6 +38,15 @@ def test_gradient_descent_finds_the_map():
     gen, y, mean, _, obs, prior = _problem()
     z0 = torch.zeros(4, 3, dtype=torch.float64)
     z = GradientDescent(step_size=0.2).infer(z0, y.expand(4, -1), gen, obs, prior, steps=500)
+    torch.testing.assert_close(z, mean.expand(4, -1), atol=1e-6, rtol=0)
+
+
+def test_adaptive_map_converges_where_fixed_steps_diverge():
+    gen, y, mean, _, obs, prior = _problem(D=400)  # large curvature: many data entries
+    z0 = torch.zeros(4, 3, dtype=torch.float64)
+    fixed = GradientDescent(step_size=0.3).infer(z0, y.expand(4, -1), gen, obs, prior, steps=50)
+    assert not torch.allclose(fixed, mean.expand(4, -1), atol=1e-2)  # oscillates / diverges
+    z = AdaptiveMAP(step_size=0.3).infer(z0, y.expand(4, -1), gen, obs, prior, steps=300)
     torch.testing.assert_close(z, mean.expand(4, -1), atol=1e-6, rtol=0)
 
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from latentgen.errors import UserError
+from latentgen.masks import MASK_HELP
 
 from . import display
 from .modality_options import PREFIX, given_modality_options, with_modality_options
@@ -26,7 +27,11 @@ err_console = Console(stderr=True)
 RunArg = typer.Argument(..., help="Run directory written by `latentgen train` (its --out).",
                         show_default=False)
 DeviceOpt = typer.Option("auto", help="auto (CUDA when present), cpu or cuda.")
+SAMPLER_HELP = ("Inference for data without banked latents: map (gradient descent on the log "
+                "posterior with a self-tuning step), gd (the seed's fixed-step update) or "
+                "langevin (a posterior sample).")
 _TRAIN_PANEL = "Training"
+_EVAL_PANEL = "Error curves"
 
 
 def train(
@@ -65,6 +70,20 @@ def train(
                                                "(default: 5)."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Keep a checkpoint every N epochs, "
                                                    "0 for last.pt only (default: 10)."),
+    test_data: Optional[str] = typer.Option(None, help="Held-out data of the training category: "
+                                            "its error is tracked every --eval-every epochs.",
+                                            rich_help_panel=_EVAL_PANEL),
+    negative_data: Optional[str] = typer.Option(None, help="Data of another category, tracked "
+                                                "beside --test-data.",
+                                                rich_help_panel=_EVAL_PANEL),
+    eval_every: Optional[int] = typer.Option(None, help="Epochs between evaluations of train / "
+                                             "test / negative error (default: 5).",
+                                             rich_help_panel=_EVAL_PANEL),
+    eval_steps: Optional[int] = typer.Option(None, help="Gradient-descent inference steps from "
+                                             "Z = 0 for test / negative data (default: 300).",
+                                             rich_help_panel=_EVAL_PANEL),
+    mask: Optional[str] = typer.Option(None, help="Learn from incomplete data: " + MASK_HELP +
+                                       ".", rich_help_panel=_TRAIN_PANEL),
     config: Optional[Path] = typer.Option(None, help="TOML file of settings; options given "
                                           "on the command line win."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly "
@@ -101,10 +120,18 @@ def train(
         cfg = TrainConfig.from_dict(values, source=str(config) if config else "options")
         if out is None:
             out = Path("runs") / f"{cfg.modality}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from latentgen.curves import REGIME_RULE, final_regime
+
     with display.TrainingProgress(console) as progress:
         run = run_training(cfg, out, resume=resume, observer=progress)
-    console.print(f"run directory: [bold]{run.path}[/]  (config.toml, metrics.csv, samples/, "
-                  "checkpoints/)")
+    console.print(f"run directory: [bold]{run.path}[/]  (config.toml, metrics.csv, curves.png, "
+                  "samples/, checkpoints/)")
+    found = final_regime(run.read_metrics())
+    if found is not None:
+        verdict, errs = found
+        figures = ", ".join(f"{k} {v:.5f}" for k, v in errs.items())
+        console.print(f"curves show [bold]{verdict}[/] ({figures})")
+        console.print(f"rule: {REGIME_RULE}", style="dim")
 
 
 @app.command()
@@ -133,17 +160,29 @@ def reconstruct(
     out: Path = typer.Option(..., help="Output folder."),
     n: int = typer.Option(32, "--n", help="Reconstruct the first N examples."),
     steps: int = typer.Option(300, help="Inference steps for data without banked latents."),
-    sampler: str = typer.Option("gd", help="Inference sampler: gd (MAP) or langevin."),
+    sampler: str = typer.Option("map", help=SAMPLER_HELP),
+    mask: Optional[str] = typer.Option(None, help="Occlude the examples and recover them: " +
+                                       MASK_HELP + "."),
     device: str = DeviceOpt,
 ) -> None:
-    """Reconstruction: infer Z for each example, write originals beside f(Z)."""
+    """Reconstruction: infer Z for each example, write originals beside f(Z).
+
+    With --mask, Z is inferred from the observed entries only and the files show original,
+    occluded and recovered examples side by side.
+    """
     from latentgen.model import TrainedRun
     from latentgen.verbs import reconstruct as run_reconstruction
 
     trained = TrainedRun.load(run, device)
-    res = run_reconstruction(trained, data, out, n=n, steps=steps, sampler=sampler)
-    console.print(f"reconstructed {res['n']} examples, per-element MSE {res['mse']:.5f} "
-                  f"({trained.model.modality.metric_units}); grid: [bold]{out}/grid.png[/]")
+    res = run_reconstruction(trained, data, out, n=n, steps=steps, sampler=sampler, mask=mask)
+    units = trained.model.modality.metric_units
+    if mask:
+        console.print(f"recovered {res['n']} occluded examples: MSE {res['recovery_mse']:.5f} "
+                      f"on missing entries, {res['mse']:.5f} on observed ({units}); grid: "
+                      f"[bold]{out}/grid.*[/]")
+    else:
+        console.print(f"reconstructed {res['n']} examples, per-element MSE {res['mse']:.5f} "
+                      f"({units}); grid: [bold]{out}/grid.*[/]")
 
 
 @app.command()
@@ -155,16 +194,20 @@ def interpolate(
     steps: int = typer.Option(8, help="n: intervals between the two latents (n + 1 outputs)."),
     pairs: int = typer.Option(4, help="Pairs of examples (consecutive examples of --data)."),
     infer_steps: int = typer.Option(300, help="Inference steps for data without banked latents."),
+    mode: str = typer.Option("linear", help="linear (the seed's) or spherical (slerp: the path "
+                             "keeps the norm of prior samples)."),
     device: str = DeviceOpt,
 ) -> None:
-    """Interpolation: f((1 - t) Z1 + t Z2) between inferred latents, originals at both ends."""
+    """Interpolation: f((1 - t) Z1 + t Z2) between inferred latents, originals at both ends;
+    one row per pair in the grid."""
     from latentgen.model import TrainedRun
     from latentgen.verbs import interpolate as run_interpolation
 
     trained = TrainedRun.load(run, device)
-    res = run_interpolation(trained, data, out, steps=steps, pairs=pairs, infer_steps=infer_steps)
-    console.print(f"interpolated {res['pairs']} pairs in {res['steps']} steps; grid: "
-                  f"[bold]{out}/grid.png[/]")
+    res = run_interpolation(trained, data, out, steps=steps, pairs=pairs, infer_steps=infer_steps,
+                            mode=mode)
+    console.print(f"interpolated {res['pairs']} pairs in {res['steps']} steps ({mode}); grid: "
+                  f"[bold]{out}/grid.*[/]")
 
 
 @app.command()
@@ -173,11 +216,14 @@ def evaluate(
     test: Optional[str] = typer.Option(None, help="Held-out data of the training category."),
     negative: Optional[str] = typer.Option(None, help="Data of another category."),
     steps: int = typer.Option(300, help="Inference steps for --test / --negative (from Z = 0)."),
-    sampler: str = typer.Option("gd", help="Inference sampler: gd (MAP) or langevin."),
+    sampler: str = typer.Option("map", help=SAMPLER_HELP),
+    mask: Optional[str] = typer.Option(None, help="Occlude every set and report the error on the "
+                                       "missing entries: " + MASK_HELP + "."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     device: str = DeviceOpt,
 ) -> None:
-    """Reconstruction error on training data (banked latents), held-out and negative data."""
+    """Reconstruction error on training data (banked latents), held-out and negative data,
+    beside PCA with as many components as the generator has latent numbers."""
     from latentgen.model import TrainedRun
     from latentgen.verbs import evaluate as run_evaluation
 
@@ -187,19 +233,53 @@ def evaluate(
         sets["test"] = test
     if negative is not None:
         sets["negative"] = negative
-    result = run_evaluation(trained, sets, steps=steps, sampler=sampler)
+    result = run_evaluation(trained, sets, steps=steps, sampler=sampler, mask=mask)
     if as_json:
         print(json.dumps(result))
         return
     table = Table(title=f"reconstruction error — {trained.model.modality.metric_units}")
-    table.add_column("set")
-    table.add_column("examples", justify="right")
-    table.add_column("MSE", justify="right")
-    for name, r in result.items():
-        table.add_row(name, str(r["n"]), f"{r['mse']:.5f}")
+    columns = ["set", "examples", "MSE", "PCA MSE", "MSE / PCA"]
+    if mask:
+        columns[2] = "MSE observed"
+        columns += ["MSE missing", "mean fill missing"]
+    for col in columns:
+        table.add_column(col, justify="left" if col == "set" else "right")
+    for name in sets:
+        r, pca = result[name], result["pca"][name]
+        cells = [name, str(r["n"]), f"{r['mse']:.5f}", f"{pca:.5f}",
+                 f"{r['mse'] / pca:.2f}" if pca > 0 else "-"]
+        if mask:
+            cells += [f"{r['recovery_mse']:.5f}", f"{r['mean_fill_mse']:.5f}"]
+        table.add_row(*cells)
     console.print(table)
-    console.print(f"train: banked latents after {trained.epoch} epochs; others: {steps} {sampler} "
-                  "steps from Z = 0")
+    how = "all sets" if mask else "train: banked latents; others"
+    console.print(f"{how}: {steps} {sampler} steps from Z = 0" if mask else
+                  f"train: banked latents after {trained.epoch} epochs; others: {steps} "
+                  f"{sampler} steps from Z = 0")
+    if "regime" in result:
+        console.print(f"regime: [bold]{result['regime']['verdict']}[/]")
+        console.print(f"rule: {result['regime']['rule']}", style="dim")
+
+
+@app.command()
+def report(
+    run: Path = RunArg,
+    test: Optional[str] = typer.Option(None, help="Held-out data (default: the run's "
+                                       "--test-data, if any)."),
+    negative: Optional[str] = typer.Option(None, help="Data of another category (default: the "
+                                           "run's --negative-data, if any)."),
+    steps: int = typer.Option(300, help="Inference steps for data without banked latents."),
+    out: Optional[Path] = typer.Option(None, help="HTML file to write (default: RUN/report.html)."),
+    device: str = DeviceOpt,
+) -> None:
+    """One self-contained HTML page: config, error curves, samples over epochs, synthesis,
+    reconstructions, interpolations and the error table with the PCA baseline."""
+    from latentgen.model import TrainedRun
+    from latentgen.report import build_report
+
+    trained = TrainedRun.load(run, device)
+    path = build_report(trained, test=test, negative=negative, steps=steps, out=out)
+    console.print(f"report: [bold]{path}[/] (self-contained; open it in a browser)")
 
 
 @app.command()

@@ -71,6 +71,38 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
                     "images, .npy/.npz, or MNIST IDX (…-idx3-ubyte[.gz])")
 
 
+def native_size(source: str | None) -> int | None:
+    """The side of square images stored as arrays or IDX files, read from headers; None for
+    pictures (they are resized anyway), non-square arrays and anything unreadable (opening
+    the data reports that properly)."""
+    if source is None or source in BUILTIN:
+        return None
+    path = Path(source)
+    try:
+        if path.is_dir():
+            idx = sorted(p for p in path.rglob("*") if _is_idx_name(p))
+            idx = [p for p in idx if p.name.lower().startswith("train")] or idx
+            if not idx or any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
+                return None
+            path = idx[0]
+        if path.suffix.lower() == ".npy":
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        elif path.suffix.lower() == ".npz":
+            shape = _read_array(path).shape
+        elif _is_idx_name(path):
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rb") as fh:
+                head = fh.read(16)
+            shape = struct.unpack(">III", head[4:16])
+        else:
+            return None
+    except (OSError, ValueError, struct.error, EOFError, UserError):
+        return None
+    if len(shape) in (3, 4) and shape[1] == shape[2]:
+        return int(shape[1])
+    return None
+
+
 def _from_files(files: list[Path], size: int, channels: int, source: str) -> Examples:
     mode = "L" if channels == 1 else "RGB"
     out = np.empty((len(files), channels, size, size), dtype=np.uint8)

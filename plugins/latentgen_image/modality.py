@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +13,31 @@ from torchvision.utils import make_grid
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
 
-from .datasets import decode, encode, open_images
+from .datasets import decode, encode, native_size, open_images
 
-SIZES = (16, 32, 64, 128)
+MIN_SIZE, MAX_SIZE = 8, 256
+DEFAULT_SIZE = 32
+
+
+def size_plan(size: int) -> tuple[int, int] | None:
+    """(base, doublings) with base * 2**doublings == size and base in 4..7, or None.
+
+    A 4..7 pixel base and x2 layers cover the usual sizes: 16, 28 (MNIST), 32, 48, 64, 96, 128.
+    """
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        return None
+    for n_up in range(1, 8):
+        base, rem = divmod(size, 2 ** n_up)
+        if rem == 0 and 4 <= base <= 7:
+            return base, n_up
+    return None
 
 
 @dataclass
 class ImageOptions:
-    image_size: int = option(32, "image side in pixels: 16, 32, 64 or 128")
+    image_size: int = option(0, "image side in pixels (b * 2^k with b in 4..7, e.g. 16, 28, 32, "
+                                "64, 128); 0 = the data's own size when it is square and "
+                                "fits, else 32")
     channels: int = option(3, "1 (grayscale) or 3 (RGB)")
     width: int = option(32, "channels of the last hidden layer; each earlier layer doubles it "
                             "(DCGAN uses 64)")
@@ -36,23 +53,34 @@ class ImageModality(Modality):
     metric_units = "per-element MSE on pixels scaled to [0, 1]"
 
     def validate_options(self, opts: ImageOptions) -> None:
-        if opts.image_size not in SIZES:
-            raise UserError(f"--image-size must be one of {', '.join(map(str, SIZES))}, "
-                            f"got {opts.image_size}")
+        if opts.image_size != 0 and size_plan(opts.image_size) is None:
+            near = [s for s in range(MIN_SIZE, MAX_SIZE + 1) if size_plan(s)]
+            near = sorted(near, key=lambda s: abs(s - opts.image_size))[:2]
+            raise UserError(f"--image-size must be b * 2^k pixels with b in 4..7 (8 to 256), got "
+                            f"{opts.image_size}; the nearest are {' and '.join(map(str, near))}")
         if opts.channels not in (1, 3):
             raise UserError(f"--channels must be 1 or 3, got {opts.channels}")
         if opts.width < 1:
             raise UserError(f"--width must be at least 1, got {opts.width}")
 
+    def resolve_options(self, opts: ImageOptions, source: str | None) -> ImageOptions:
+        if opts.image_size:
+            return opts
+        native = native_size(source)
+        size = native if native and size_plan(native) else DEFAULT_SIZE
+        return replace(opts, image_size=size)
+
     def build_generator(self, latent_dim: int, opts: ImageOptions) -> UpsamplingGenerator:
-        # 4x4 base, then x2 per layer: 16 -> 2 layers, 32 -> 3, 64 -> 4, 128 -> 5
-        n_up = int(np.log2(opts.image_size // 4))
+        # a 4..7 px base, then x2 per layer: 16 -> 4*2^2, 28 -> 7*2^2, 32 -> 4*2^3, 64 -> 4*2^4
+        plan = size_plan(opts.image_size or DEFAULT_SIZE)
+        assert plan is not None, "validate_options admits only planned sizes"
+        base, n_up = plan
         widths = [min(opts.width * 2 ** (n_up - 1 - i), 1024) for i in range(n_up)]
         return UpsamplingGenerator(dims=2, latent_dim=latent_dim, out_channels=opts.channels,
-                                   base=4, strides=[2] * n_up, widths=widths)
+                                   base=base, strides=[2] * n_up, widths=widths)
 
     def open_dataset(self, source: str | None, opts: ImageOptions) -> Examples:
-        return open_images(source, opts.image_size, opts.channels)
+        return open_images(source, opts.image_size or DEFAULT_SIZE, opts.channels)
 
     def write_examples(self, x: torch.Tensor, out_dir: Path, prefix: str, opts: Any,
                        start: int = 0) -> list[Path]:

@@ -1,0 +1,109 @@
+"""Baselines and judgements for reconstruction error: PCA at equal d, the training-mean fill,
+and the regime (over-fitting, good fit, under-fitting) that train / test / negative errors show.
+
+PCA is the linear factor analysis a non-linear generator must beat at the same number of
+latent factors; it is fit here with torch alone, on the same model-space data the generator
+sees, and its error is reported on the same metric scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .data import Examples
+from .masks import Masks
+
+#: examples up to this many elements get an exact PCA from the D x D covariance
+EXACT_PCA_MAX_DIM = 8192
+#: beyond it, PCA is fit through the Gram matrix of at most this many training examples
+GRAM_PCA_MAX_EXAMPLES = 4096
+
+
+@dataclass
+class PCA:
+    mean: Tensor        # (D,)
+    components: Tensor  # (k, D), orthonormal rows
+    exact: bool
+
+    @torch.no_grad()
+    def per_example_mse(self, data: Examples, device: torch.device, scale: float = 1.0,
+                        batch_size: int = 512) -> Tensor:
+        """Per-element squared error of projecting each example onto the k components."""
+        mean, comp = self.mean.to(device), self.components.to(device)
+        errs = []
+        for index in torch.arange(len(data)).split(batch_size):
+            x = data.get(index, device).flatten(1).double() - mean
+            r = x - (x @ comp.T) @ comp
+            errs.append(r.pow(2).mean(1).float().cpu())
+        return torch.cat(errs) * scale
+
+
+@torch.no_grad()
+def fit_pca(data: Examples, k: int, device: torch.device, batch_size: int = 512) -> PCA:
+    """Top-``k`` principal components of ``data`` (float64 on ``device``)."""
+    n = len(data)
+    index = torch.arange(n)
+    first = data.get(index[:1], device).flatten(1)
+    dim = first.shape[1]
+    k = max(1, min(k, dim, n - 1 if n > 1 else 1))
+    total = torch.zeros(dim, dtype=torch.float64, device=device)
+    for part in index.split(batch_size):
+        total += data.get(part, device).flatten(1).double().sum(0)
+    mean = total / n
+    if dim <= EXACT_PCA_MAX_DIM:
+        cov = torch.zeros(dim, dim, dtype=torch.float64, device=device)
+        for part in index.split(batch_size):
+            x = data.get(part, device).flatten(1).double() - mean
+            cov += x.T @ x
+        _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
+        return PCA(mean.cpu(), vecs[:, -k:].flip(1).T.contiguous().cpu(), exact=True)
+    # Long examples (sound, video): the Gram matrix of a fixed subsample gives the components.
+    exact = n <= GRAM_PCA_MAX_EXAMPLES
+    if not exact:
+        index = torch.randperm(n, generator=torch.Generator().manual_seed(0))[
+            :GRAM_PCA_MAX_EXAMPLES].sort().values
+    x = torch.cat([data.get(part, device).flatten(1).double() - mean
+                   for part in index.split(batch_size)])
+    vals, u = torch.linalg.eigh(x @ x.T)
+    vals, u = vals[-k:].flip(0), u[:, -k:].flip(1)
+    comp = (x.T @ u) / vals.clamp_min(1e-12).sqrt()
+    return PCA(mean.cpu(), comp.T.contiguous().cpu(), exact=exact)
+
+
+@torch.no_grad()
+def mean_fill_mse(train: Examples, data: Examples, masks: Masks, device: torch.device,
+                  scale: float = 1.0, batch_size: int = 512) -> Tensor:
+    """Per-example error on the missing entries when they are filled with the training mean."""
+    total = None
+    for part in torch.arange(len(train)).split(batch_size):
+        s = train.get(part, device).double().sum(0)
+        total = s if total is None else total + s
+    assert total is not None
+    mean = (total / len(train)).float()
+    errs = []
+    for index in torch.arange(len(data)).split(batch_size):
+        y = data.get(index, device)
+        miss = 1.0 - masks.for_indices(index, device).expand_as(y)
+        count = miss.flatten(1).sum(1)
+        err = ((y - mean).pow(2) * miss).flatten(1).sum(1)
+        errs.append((err / count.where(count > 0, torch.nan)).cpu())
+    return torch.cat(errs) * scale
+
+
+#: the rule, as printed beside the verdict
+REGIME_RULE = ("under-fitting when train, test and negative errors lie within a factor 1.5 of "
+               "each other; otherwise over-fitting when test - train > (negative - train) / 2 "
+               "(test is nearer negative than train), else a good fit")
+
+
+def regime(train: float, test: float, negative: float) -> str:
+    """The seed's reading of the three errors: 'over-fitting', 'good fit' or 'under-fitting'."""
+    low, high = min(train, test, negative), max(train, test, negative)
+    if high <= 1.5 * low:
+        return "under-fitting"
+    if test - train > (negative - train) / 2:
+        return "over-fitting"
+    return "good fit"

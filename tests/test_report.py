@@ -1,0 +1,80 @@
+"""`latentgen report`: a self-contained page, checked in a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+# Appended to a copy of the page: after load, record whether each <img> decoded.
+PROBE = """<script>
+window.addEventListener('load', () => {
+  const imgs = Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]);
+  document.body.setAttribute('data-probe', JSON.stringify(imgs));
+});
+</script>"""
+
+
+def _browser() -> str | None:
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def report(trained_run, tiny_data, tmp_path_factory):
+    from latentgen_cli.app import main
+
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    try:
+        main(["report", str(trained_run), "--test", str(tiny_data["test"]), "--negative",
+              str(tiny_data["negative"]), "--steps", "20", "--out", str(out)])
+    except SystemExit as exc:
+        assert not exc.code
+    return out
+
+
+def test_report_is_self_contained(report):
+    page = report.read_text()
+    for heading in ("Configuration", "Reconstruction error", "Error curves",
+                    "Samples over training", "Synthesis", "Reconstruction", "Interpolation"):
+        assert f"<h2>{heading}" in page
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) >= 6
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "PCA MSE" in page and "Regime:" in page
+    assert "http://" not in page and "https://" not in page  # nothing fetched from outside
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    browser = _browser()
+    if browser is None:
+        if os.environ.get("LATENTGEN_REQUIRE_BROWSER"):
+            pytest.fail("LATENTGEN_REQUIRE_BROWSER is set but no chromium is installed")
+        pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium)")
+    probe = tmp_path / "probe.html"
+    probe.write_text(report.read_text().replace("</body>", PROBE + "</body>"))
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
+         probe.as_uri()], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = re.search(r'data-probe="([^"]*)"', proc.stdout)
+    assert found, "the page did not finish loading in chromium"
+    images = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert len(images) >= 6
+    broken = [alt for complete, width, alt in images if not (complete and width > 0)]
+    assert not broken, f"images that did not load: {broken}"
+
+
+def test_report_refuses_a_folder_as_out(trained_run, cli, tmp_path):
+    res = cli("report", trained_run, "--out", tmp_path)
+    assert res.code == 2 and "is a folder" in res.err
