@@ -61,9 +61,10 @@ def _media(paths: Iterable[Path], caption: str) -> str:
     return "".join(media_tag(p, f"{caption} ({p.suffix[1:]})") for p in paths)
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def _table(header: list[str], rows: list[list[Any]], fmt: Any = None) -> str:
+    fmt = fmt or _fmt
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in r) + "</tr>"
                    for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -91,7 +92,8 @@ def build_report(trained: TrainedRun, test: str | None = None, negative: str | N
 
     config_rows = [[k, v] for k, v in cfg.to_dict().items() if k != "modality_options"]
     config_rows += [[f"{model.modality.name}.{k}", v] for k, v in cfg.modality_options.items()]
-    sections.append("<h2>Configuration</h2>" + _table(["setting", "value"], config_rows))
+    sections.append("<h2>Configuration</h2>" + _table(["setting", "value"], config_rows,
+                                                              fmt=str))
 
     with tempfile.TemporaryDirectory(prefix="latentgen-report-") as tmp_name:
         tmp = Path(tmp_name)

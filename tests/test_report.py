@@ -78,3 +78,9 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 def test_report_refuses_a_folder_as_out(trained_run, cli, tmp_path):
     res = cli("report", trained_run, "--out", tmp_path)
     assert res.code == 2 and "is a folder" in res.err
+
+
+def test_written_files_get_ordinary_permissions(report):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert report.stat().st_mode & 0o777 == 0o666 & ~umask

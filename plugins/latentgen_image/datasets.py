@@ -72,19 +72,24 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
 
 
 def native_size(source: str | None) -> int | None:
-    """The side of square images stored as arrays or IDX files, read from headers; None for
-    pictures (they are resized anyway), non-square arrays and anything unreadable (opening
+    """The side of square images, read from array or IDX headers or from the first picture
+    (in name order) of a folder; None for non-square data and anything unreadable (opening
     the data reports that properly)."""
     if source is None or source in BUILTIN:
         return None
     path = Path(source)
     try:
         if path.is_dir():
+            pictures = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
             idx = sorted(p for p in path.rglob("*") if _is_idx_name(p))
             idx = [p for p in idx if p.name.lower().startswith("train")] or idx
-            if not idx or any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
+            if not pictures and not idx:
                 return None
-            path = idx[0]
+            path = pictures[0] if pictures else idx[0]
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            with Image.open(path) as img:
+                w, h = img.size
+            return w if w == h else None
         if path.suffix.lower() == ".npy":
             shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
         elif path.suffix.lower() == ".npz":

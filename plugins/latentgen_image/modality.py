@@ -37,7 +37,7 @@ def size_plan(size: int) -> tuple[int, int] | None:
 class ImageOptions:
     image_size: int = option(0, "image side in pixels (b * 2^k with b in 4..7, e.g. 16, 28, 32, "
                                 "64, 128); 0 = the data's own size when it is square and "
-                                "fits, else 32")
+                                "fits (the first picture of a folder), else 32")
     channels: int = option(3, "1 (grayscale) or 3 (RGB)")
     width: int = option(32, "channels of the last hidden layer; each earlier layer doubles it "
                             "(DCGAN uses 64)")
