@@ -1,7 +1,8 @@
 """Train / test / negative reconstruction error tracked during training (the seed's Fig. 9-11).
 
 Every ``eval_every`` epochs the generator is held fixed and:
-  - train: the training examples are reconstructed from their banked latents;
+  - train: the training examples are reconstructed at MAP latents refined from their banked
+    ones (a few steps: the banked latents are Langevin samples, noisier than the mode);
   - test, negative: latents are inferred from Z = 0 by ``eval_steps`` MAP steps (sampler "map")
     (the same procedure as ``latentgen evaluate``), and those examples reconstructed.
 The errors go into ``metrics.csv`` (eval_train_mse, test_mse, negative_mse) and a plot of them
@@ -18,7 +19,7 @@ import torch
 
 from .data import Examples
 from .evaluation import REGIME_RULE, fit_pca, regime
-from .inference import infer_latents, per_example_mse
+from .inference import infer_latents, per_example_mse, training_latents
 from .masks import Masks
 from .plot import line_chart, write_chart
 
@@ -41,9 +42,9 @@ class CurveTracker:
     def measure(self, latents: torch.Tensor) -> dict[str, float]:
         """The eval columns of a metrics row, for the generator as it is now."""
         where = "observed" if self.masks is not None else "all"
+        z = training_latents(self.model, self.device, self.train, latents, self.masks)
         row = {"eval_train_mse": float(per_example_mse(
-            self.model, self.device, self.train, latents, masks=self.masks,
-            where=where).nanmean())}
+            self.model, self.device, self.train, z, masks=self.masks, where=where).nanmean())}
         for name, data in self.held_out.items():
             z = infer_latents(self.model, self.device, data, self.steps)
             row[CURVE_COLUMNS[name]] = float(per_example_mse(self.model, self.device, data,

@@ -24,24 +24,40 @@ if TYPE_CHECKING:
 
 DEFAULT_STEPS = 300
 DEFAULT_SAMPLER = "map"
+#: MAP steps that take a training example's banked latent (a Langevin sample, noisy by design)
+#: to its posterior mode; measured on 24x24 digits, 10 steps already match 300 steps from Z = 0
+REFINE_STEPS = 30
 
 
 def infer_latents(model: "Model", device: torch.device, data: Examples,
                   steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                   step_size: float | None = None, batch_size: int = 256, seed: int = 0,
-                  masks: Masks | None = None) -> torch.Tensor:
+                  masks: Masks | None = None, start: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """Latents for every example of ``data``, from Z = 0 or from ``start`` (one per example)."""
     smp = model.sampler(sampler, step_size)
     was_training = model.generator.training
     model.generator.eval()
     out = []
     for b, index in enumerate(torch.arange(len(data)).split(batch_size)):
         y = data.get(index, device)
-        z0 = torch.zeros((len(index), *model.generator.latent_shape), device=device)
+        if start is None:
+            z0 = torch.zeros((len(index), *model.generator.latent_shape), device=device)
+        else:
+            z0 = start[index.to(start.device)].to(device)
         mask = masks.for_indices(index, device) if masks is not None else None
         out.append(smp.infer(z0, y, model.generator, model.observation, model.prior, steps,
                              mask=mask, rng=derived_generator(seed, "infer", b)))
     model.generator.train(was_training)
     return torch.cat(out)
+
+
+def training_latents(model: "Model", device: torch.device, data: Examples,
+                     banked: torch.Tensor, masks: Masks | None = None) -> torch.Tensor:
+    """MAP latents of training examples, refined from their banked Langevin samples, so that
+    training error is measured the way held-out error is (at the posterior mode)."""
+    return infer_latents(model, device, data, REFINE_STEPS, DEFAULT_SAMPLER, masks=masks,
+                         start=banked)
 
 
 @torch.no_grad()

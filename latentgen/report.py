@@ -104,8 +104,9 @@ def build_report(trained: TrainedRun, test: str | None = None, negative: str | N
             pca = result["pca"][name]
             rows.append([name, r["n"], r["mse"], pca, r["mse"] / pca if pca > 0 else "-"])
         text = _table(["set", "examples", "model MSE", "PCA MSE", "model / PCA"], rows)
-        text += (f'<p class="note">{html.escape(units)}. train: banked latents after '
-                 f"{trained.epoch} epochs; others: {steps} MAP steps from Z = 0. "
+        text += (f'<p class="note">{html.escape(units)}. train: MAP latents refined '
+                 f"from the banked ones after {trained.epoch} epochs; others: {steps} MAP steps "
+                 "from Z = 0. "
                  "PCA keeps as many components as the generator has latent numbers.</p>")
         if "regime" in result:
             text += (f"<p><b>Regime: {html.escape(result['regime']['verdict'])}</b> "

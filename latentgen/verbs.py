@@ -16,7 +16,8 @@ import torch
 from .data import Examples
 from .errors import UserError
 from .evaluation import REGIME_RULE, fit_pca, mean_fill_mse, regime
-from .inference import DEFAULT_SAMPLER, DEFAULT_STEPS, infer_latents, per_example_mse
+from .inference import (DEFAULT_SAMPLER, DEFAULT_STEPS, infer_latents,
+                        per_example_mse, training_latents)
 from .masks import Masks, parse_masks
 from .model import TrainedRun
 from .nets import generate
@@ -71,7 +72,8 @@ def synthesize(trained: TrainedRun, n: int, out: Path, seed: int = 0,
 def reconstruct(trained: TrainedRun, source: str | None, out: Path, n: int = 32,
                 steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                 mask: str | None = None) -> dict[str, Any]:
-    """Originals beside f(Z) for inferred Z (banked Z when ``source`` is the training data).
+    """Originals beside f(Z) for inferred Z (for training data: the MAP latent refined from the
+    banked one).
 
     With ``mask``, Z is inferred from the observed entries only (always from scratch: banked
     latents saw the whole example), and the files show original / occluded / recovered, the
@@ -86,7 +88,7 @@ def reconstruct(trained: TrainedRun, source: str | None, out: Path, n: int = 32,
     data = data.subset(take)
     model, dev = trained.model, trained.device
     if banked is not None and masks is None:
-        z = banked[take.to(banked.device)]
+        z = training_latents(model, dev, data, banked[take.to(banked.device)])
     else:
         z = infer_latents(model, dev, data, steps, sampler, masks=masks)
     y = data.get(torch.arange(len(data))).cpu()
@@ -171,8 +173,9 @@ def evaluate(trained: TrainedRun, sets: dict[str, str | None], steps: int = DEFA
              sampler: str = DEFAULT_SAMPLER, mask: str | None = None) -> dict[str, Any]:
     """Per-element reconstruction MSE of each named set, beside PCA's at the same d.
 
-    ``sets`` maps a name to a source; the source None means the training data, measured with
-    its banked latents (what training learned). Other sets get latents inferred from scratch.
+    ``sets`` maps a name to a source; the source None means the training data, measured at the
+    MAP latents refined from its banked ones (what training learned). Other sets get latents
+    inferred from scratch.
     PCA keeps as many components as the generator has latent numbers and is fit on the
     training data. With ``mask``, every set is inferred from its observed entries, and the
     error on the missing ones is reported next to that of filling them with the training mean.
@@ -190,7 +193,7 @@ def evaluate(trained: TrainedRun, sets: dict[str, str | None], steps: int = DEFA
     for name, (data, banked) in opened.items():
         m = masks.get(name)
         if banked is not None and m is None:
-            z = banked
+            z = training_latents(model, dev, data, banked)
         else:
             z = infer_latents(model, dev, data, steps, sampler, masks=m)
         row: dict[str, Any] = {"n": len(data)}

@@ -222,8 +222,9 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     device: str = DeviceOpt,
 ) -> None:
-    """Reconstruction error on training data (banked latents), held-out and negative data,
+    """Reconstruction error on training data (from its banked latents), held-out and negative data,
     beside PCA with as many components as the generator has latent numbers."""
+    from latentgen.inference import REFINE_STEPS
     from latentgen.model import TrainedRun
     from latentgen.verbs import evaluate as run_evaluation
 
@@ -252,10 +253,9 @@ def evaluate(
             cells += [f"{r['recovery_mse']:.5f}", f"{r['mean_fill_mse']:.5f}"]
         table.add_row(*cells)
     console.print(table)
-    how = "all sets" if mask else "train: banked latents; others"
-    console.print(f"{how}: {steps} {sampler} steps from Z = 0" if mask else
-                  f"train: banked latents after {trained.epoch} epochs; others: {steps} "
-                  f"{sampler} steps from Z = 0")
+    console.print(f"all sets: {steps} {sampler} steps from Z = 0" if mask else
+                  f"train: MAP latents refined from the banked ones ({REFINE_STEPS} steps, "
+                  f"epoch {trained.epoch}); others: {steps} {sampler} steps from Z = 0")
     if "regime" in result:
         console.print(f"regime: [bold]{result['regime']['verdict']}[/]")
         console.print(f"rule: {result['regime']['rule']}", style="dim")
