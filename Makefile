@@ -22,7 +22,9 @@ demo: $(STAMP)
 	$(PY) -m latentgen reconstruct runs/demo --out runs/demo/reconstructed
 	$(PY) -m latentgen interpolate runs/demo --out runs/demo/interpolated
 	$(PY) -m latentgen evaluate runs/demo
+	$(PY) -m latentgen report runs/demo
 	@echo "Pictures: runs/demo/samples/ runs/demo/synthesized/grid.png runs/demo/reconstructed/grid.png runs/demo/interpolated/grid.png"
+	@echo "Everything on one page: runs/demo/report.html"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
