@@ -46,9 +46,13 @@ class CurveTracker:
         row = {"eval_train_mse": float(per_example_mse(
             self.model, self.device, self.train, z, masks=self.masks, where=where).nanmean())}
         for name, data in self.held_out.items():
-            z = infer_latents(self.model, self.device, data, self.steps)
-            row[CURVE_COLUMNS[name]] = float(per_example_mse(self.model, self.device, data,
-                                                             z).mean())
+            # Learning from occluded data: held-out sets are occluded the same way (when the
+            # masks cover them) and measured on observed entries, like the training set.
+            m = self.masks if self.masks is not None and self.masks.fits(len(data)) else None
+            z = infer_latents(self.model, self.device, data, self.steps, masks=m)
+            row[CURVE_COLUMNS[name]] = float(per_example_mse(
+                self.model, self.device, data, z, masks=m,
+                where="observed" if m is not None else "all").nanmean())
         return {k: round(v, 8) for k, v in row.items()}
 
     def plot(self, rows: list[dict[str, Any]], path: Path) -> None:

@@ -8,6 +8,7 @@ sees, and its error is reported on the same metric scale.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -16,9 +17,10 @@ from torch import Tensor
 from .data import Examples
 from .masks import Masks
 
-#: examples up to this many elements get an exact PCA from the D x D covariance
+#: with at least as many examples as elements, examples up to this many elements get an exact
+#: PCA from the D x D covariance
 EXACT_PCA_MAX_DIM = 8192
-#: beyond it, PCA is fit through the Gram matrix of at most this many training examples
+#: otherwise PCA is fit through the Gram matrix of at most this many training examples
 GRAM_PCA_MAX_EXAMPLES = 4096
 
 
@@ -27,6 +29,13 @@ class PCA:
     mean: Tensor        # (D,)
     components: Tensor  # (k, D), orthonormal rows
     exact: bool
+
+    @torch.no_grad()
+    def reconstruct(self, y: Tensor) -> Tensor:
+        """Projections of the examples ``y`` (N, *shape) onto the components, same shape."""
+        mean, comp = self.mean.to(y.device), self.components.to(y.device)
+        x = y.flatten(1).double() - mean
+        return ((x @ comp.T) @ comp + mean).float().view_as(y)
 
     @torch.no_grad()
     def per_example_mse(self, data: Examples, device: torch.device, scale: float = 1.0,
@@ -53,14 +62,15 @@ def fit_pca(data: Examples, k: int, device: torch.device, batch_size: int = 512)
     for part in index.split(batch_size):
         total += data.get(part, device).flatten(1).double().sum(0)
     mean = total / n
-    if dim <= EXACT_PCA_MAX_DIM:
+    if dim <= EXACT_PCA_MAX_DIM and (n >= dim or n > GRAM_PCA_MAX_EXAMPLES):
         cov = torch.zeros(dim, dim, dtype=torch.float64, device=device)
         for part in index.split(batch_size):
             x = data.get(part, device).flatten(1).double() - mean
             cov += x.T @ x
         _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
         return PCA(mean.cpu(), vecs[:, -k:].flip(1).T.contiguous().cpu(), exact=True)
-    # Long examples (sound, video): the Gram matrix of a fixed subsample gives the components.
+    # Fewer examples than entries, or long examples (sound, video): the N x N Gram matrix
+    # gives the same components more cheaply (of a fixed subsample when N is large).
     exact = n <= GRAM_PCA_MAX_EXAMPLES
     if not exact:
         index = torch.randperm(n, generator=torch.Generator().manual_seed(0))[
@@ -100,10 +110,26 @@ REGIME_RULE = ("under-fitting when train, test and negative errors lie within a 
 
 
 def regime(train: float, test: float, negative: float) -> str:
-    """The seed's reading of the three errors: 'over-fitting', 'good fit' or 'under-fitting'."""
+    """The seed's reading of the three errors: 'over-fitting', 'good fit' or 'under-fitting'
+    ('undetermined' when an error is not a finite number)."""
+    if not all(math.isfinite(v) for v in (train, test, negative)):
+        return "undetermined"
     low, high = min(train, test, negative), max(train, test, negative)
     if high <= 1.5 * low:
         return "under-fitting"
     if test - train > (negative - train) / 2:
         return "over-fitting"
     return "good fit"
+
+
+@torch.no_grad()
+def pca_extras(pca: PCA, model: object, data: Examples, device: torch.device,
+               batch_size: int = 256) -> dict[str, Tensor]:
+    """The modality's own error measures for PCA's reconstructions, per example."""
+    parts: dict[str, list[Tensor]] = {}
+    for index in torch.arange(len(data)).split(batch_size):
+        y = data.get(index, device)
+        extras = model.modality.extra_metrics(y, pca.reconstruct(y), model.options)  # type: ignore[attr-defined]
+        for name, v in extras.items():
+            parts.setdefault(name, []).append(v.cpu())
+    return {name: torch.cat(v) for name, v in parts.items()}

@@ -86,3 +86,16 @@ def _masked_mean(sq: torch.Tensor, index: torch.Tensor, device: torch.device,
     count = m.flatten(1).sum(1)
     # an example with no entries of the kind asked contributes NaN, and nanmean skips it
     return ((sq * m).flatten(1).sum(1) / count.where(count > 0, torch.nan)).cpu()
+
+
+@torch.no_grad()
+def per_example_extras(model: "Model", device: torch.device, data: Examples, z: torch.Tensor,
+                       batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """The modality's own error measures (``Modality.extra_metrics``) per example."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for index in torch.arange(len(data)).split(batch_size):
+        y = data.get(index, device)
+        x = model.generator(z[index.to(z.device)])
+        for name, v in model.modality.extra_metrics(y, x, model.options).items():
+            parts.setdefault(name, []).append(v.cpu())
+    return {name: torch.cat(v) for name, v in parts.items()}

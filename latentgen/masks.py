@@ -42,6 +42,10 @@ class Masks:
         """Float 0/1 masks of shape (len(index), C or 1, *spatial), broadcastable to the data."""
         raise NotImplementedError
 
+    def fits(self, n_examples: int) -> bool:
+        """Whether the masks cover a set of ``n_examples`` examples."""
+        return True
+
     def check(self, n_examples: int, what: str) -> None:
         """Raise ``UserError`` when the masks cannot cover ``n_examples`` examples."""
 
@@ -49,9 +53,9 @@ class Masks:
 class BlockMasks(Masks):
     def __init__(self, spec: str, k: int, data_shape: tuple[int, ...], seed: int) -> None:
         spatial = data_shape[1:]
-        if not 1 <= k <= min(spatial):
-            raise UserError(f"--mask {spec}: K must be between 1 and {min(spatial)} (the data is "
-                            f"{'x'.join(map(str, spatial))})")
+        if not 1 <= k < min(spatial):  # a block as large as the example would hide all of it
+            raise UserError(f"--mask {spec}: K must be between 1 and {min(spatial) - 1} (the "
+                            f"data is {'x'.join(map(str, spatial))})")
         self.spec, self.k, self.spatial, self.seed = spec, k, spatial, seed
 
     def for_indices(self, index: Tensor, device: torch.device | str = "cpu") -> Tensor:
@@ -82,12 +86,19 @@ class StoredMasks(Masks):
     """Masks read from a file: one for every example, or one per example."""
 
     def __init__(self, spec: str, masks: Tensor) -> None:
+        empty = (masks.flatten(1).sum(1) == 0).nonzero().flatten().tolist()
+        if empty:
+            raise UserError(f"--mask {spec}: mask {empty[0]} hides every entry; an example "
+                            "needs some observed entries")
         self.spec, self.masks = spec, masks  # (M, C or 1, *spatial), float 0/1
 
     def for_indices(self, index: Tensor, device: torch.device | str = "cpu") -> Tensor:
         if self.masks.shape[0] == 1:
             return self.masks.expand(len(index), *self.masks.shape[1:]).to(device)
         return self.masks[index.cpu()].to(device)
+
+    def fits(self, n_examples: int) -> bool:
+        return self.masks.shape[0] in (1, n_examples)
 
     def check(self, n_examples: int, what: str) -> None:
         m = self.masks.shape[0]
@@ -116,7 +127,10 @@ def parse_masks(spec: str, modality: Any, opts: Any, data_shape: tuple[int, ...]
                         f"give {MASK_HELP}")
     if path.suffix.lower() in (".npy", ".npz"):
         return StoredMasks(spec, _array_masks(spec, path, data_shape))
-    data = modality.open_dataset(str(path), opts)
+    try:
+        data = modality.open_dataset(str(path), opts)
+    except UserError as exc:
+        raise UserError(f"--mask: {exc}") from None
     if tuple(data.example_shape) != tuple(data_shape):
         raise UserError(f"--mask {spec}: masks of shape {tuple(data.example_shape)}, the data "
                         f"has {tuple(data_shape)}")

@@ -89,16 +89,24 @@ class Modality(ABC):
     def open_dataset(self, source: str | None, opts: Any) -> Examples:
         """Open ``source`` (a path; None for the embedded default) as model-space examples."""
 
+    def extra_metrics(self, y: Tensor, x: Tensor, opts: Any) -> dict[str, Tensor]:
+        """Modality-specific error measures of reconstructions ``x`` of ``y``: name -> one
+        value per example (e.g. a spectral distance for sound). Reported by ``evaluate``."""
+        return {}
+
     # -- writers -------------------------------------------------------------------------
     @abstractmethod
     def write_examples(self, x: Tensor, out_dir: Path, prefix: str, opts: Any,
                        start: int = 0) -> list[Path]:
-        """Write each example of ``x`` as a file a person opens; numbering starts at ``start``."""
+        """Write each example of ``x`` as files a person opens (one or more per example: e.g. a
+        WAV and its spectrogram); numbering starts at ``start``. Returns every file written."""
 
     @abstractmethod
     def write_grid(self, table: Tensor, path: Path, opts: Any) -> list[Path]:
-        """Write a (rows, cols, *data_shape) table as one overview (``path`` without suffix)."""
+        """Write a (rows, cols, *data_shape) table as an overview (``path`` without suffix): a
+        picture, and for sound or video also a file that plays the table."""
 
     @abstractmethod
     def read_examples(self, paths: list[Path], opts: Any) -> Tensor:
-        """Read files written by ``write_examples`` back (used by the writer round-trip test)."""
+        """Read the examples back from the files ``write_examples`` returned (the writer
+        round-trip test); files that only illustrate (e.g. spectrograms) are skipped."""

@@ -64,7 +64,10 @@ class Model:
 
     def open_data(self, source: str | None, what: str = "--data") -> Examples:
         """Examples from ``source`` that this generator can reconstruct (shape checked)."""
-        data = self.modality.open_dataset(source, self.options)
+        try:
+            data = self.modality.open_dataset(source, self.options)
+        except UserError as exc:  # plugins name the path; the flag is known here
+            raise UserError(f"{what}: {exc}") from None
         shape = tuple(self.generator.data_shape)
         if tuple(data.example_shape) != shape:
             raise UserError(f"{what} {source or '(embedded default)'} has examples of shape "
@@ -111,7 +114,8 @@ class TrainedRun:
     def training_examples(self) -> Examples:
         """The run's training data, opened the way training opened it."""
         cfg = self.model.config
-        data = self.model.modality.open_dataset(cfg.data, self.model.options)
+        data = self.model.open_data(cfg.data, "the run's training data (pass --data to use "
+                                    "other data)")
         if len(data) != self.latents.shape[0]:
             raise UserError(f"the training data {cfg.data or '(embedded default)'} now holds "
                             f"{len(data)} examples but the run has {self.latents.shape[0]} "

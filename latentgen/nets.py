@@ -37,12 +37,15 @@ class UpsamplingGenerator(Generator):
         latent_field: spatial size of a field latent, or None for a vector latent. A field latent
             enters through a 1x1 convolution, so the network is fully convolutional and a larger
             field gives a larger output.
+        crop: the data size (per dimension) when it is smaller than what the layers make: the
+            excess is trimmed from the end of each dimension (a larger field latent still gives
+            a proportionally larger output, less the same excess).
     """
 
     def __init__(self, dims: int, latent_dim: int, out_channels: int,
                  base: int | Sequence[int], strides: Sequence[int | Sequence[int]],
-                 widths: Sequence[int], latent_field: Sequence[int] | None = None,
-                 slope: float = 0.2) -> None:
+                 widths: Sequence[int], latent_field: int | Sequence[int] | None = None,
+                 slope: float = 0.2, crop: int | Sequence[int] | None = None) -> None:
         super().__init__()
         if len(widths) != len(strides):
             raise ValueError("need one width per upsampling layer")
@@ -76,7 +79,12 @@ class UpsamplingGenerator(Generator):
         self.dims = dims
         self.vector_latent = latent_field is None
         self._init_weights(slope)
-        self.data_shape = (out_channels, *size)
+        target = _tuple(crop, dims) if crop is not None else size
+        if any(t > s or t < 1 for t, s in zip(target, size)):
+            raise ValueError(f"crop {target} must lie within the generated size {size}")
+        #: samples trimmed from the end of each dimension
+        self.excess = tuple(s - t for s, t in zip(size, target))
+        self.data_shape = (out_channels, *target)
 
     @torch.no_grad()
     def _init_weights(self, slope: float) -> None:
@@ -105,7 +113,10 @@ class UpsamplingGenerator(Generator):
     def forward(self, z: Tensor) -> Tensor:
         if self.vector_latent:
             z = z.reshape(*z.shape[:2], *([1] * self.dims))
-        return self.net(z)
+        x = self.net(z)
+        if any(self.excess):
+            x = x[(..., *(slice(0, n - e) for n, e in zip(x.shape[2:], self.excess)))]
+        return x
 
 
 def count_parameters(module: nn.Module) -> int:

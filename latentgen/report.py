@@ -80,6 +80,13 @@ def build_report(trained: TrainedRun, test: str | None = None, negative: str | N
     out = Path(out) if out is not None else run.report_path
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give the path of an .html file")
+    try:  # fail before the work, not after it
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out.parent, prefix=".latentgen-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write there ({exc.strerror or exc}); give a "
+                        "writable path") from None
     test = test if test is not None else _existing(cfg.test_data)
     negative = negative if negative is not None else _existing(cfg.negative_data)
     sets: dict[str, str | None] = {"train": None}
@@ -141,8 +148,10 @@ def build_report(trained: TrainedRun, test: str | None = None, negative: str | N
             rt = reconstruct(trained, test, tmp / "recon-test", n=16, steps=steps)
             text += _media(_grid_files(rt["files"]), "held-out examples | reconstructions")
         sections.append("<h2>Reconstruction</h2>" + text)
-        text = ""
-        for mode in ("linear", "spherical"):
+        text = "" if trained.latents.shape[0] >= 2 else (
+            "<p class='note'>a single training example: nothing to interpolate</p>")
+        modes = ("linear", "spherical") if trained.latents.shape[0] >= 2 else ()
+        for mode in modes:
             res = interpolate(trained, None, tmp / f"interp-{mode}", steps=8, pairs=4,
                               mode=mode)
             text += _media(_grid_files(res["files"]), f"{mode} interpolation, originals at "

@@ -76,6 +76,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
         if value and Path(value).exists():
             # stored absolute, so later commands work from any folder
             setattr(config, key, str(Path(value).resolve()))
+    torch.manual_seed(config.seed)  # the generator's initial weights follow from the seed too
     model = Model.from_config(config)
     config.modality_options = dataclasses.asdict(model.options)  # record resolved defaults
     device = resolve_device(config.device)

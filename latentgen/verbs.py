@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from .data import Examples
 from .errors import UserError
-from .evaluation import REGIME_RULE, fit_pca, mean_fill_mse, regime
+from .evaluation import REGIME_RULE, fit_pca, mean_fill_mse, pca_extras, regime
 from .inference import (DEFAULT_SAMPLER, DEFAULT_STEPS, infer_latents,
-                        per_example_mse, training_latents)
+                        per_example_extras, per_example_mse, training_latents)
 from .masks import Masks, parse_masks
 from .model import TrainedRun
 from .nets import generate
@@ -32,8 +32,10 @@ def _open(trained: TrainedRun, source: str | None, what: str) -> tuple[Examples,
 
 
 def _masks(trained: TrainedRun, spec: str, n_examples: int, what: str) -> Masks:
+    # the run's seed: a training example gets the same holes it had in `train --mask`
     masks = parse_masks(spec, trained.model.modality, trained.model.options,
-                        tuple(trained.model.generator.data_shape))
+                        tuple(trained.model.generator.data_shape),
+                        seed=trained.model.config.seed)
     masks.check(n_examples, what)
     return masks
 
@@ -46,8 +48,13 @@ def _prepare_out(out: Path) -> Path:
 
 
 def synthesize(trained: TrainedRun, n: int, out: Path, seed: int = 0,
-               batch_size: int = 256) -> list[Path]:
-    """Z ~ prior, output f(Z): ``n`` files plus a grid of the first ones."""
+               batch_size: int = 256,
+               on_progress: Callable[[int, int], None] | None = None) -> list[Path]:
+    """Z ~ prior, output f(Z): ``n`` files plus a grid of the first ones.
+
+    A batch job: each batch is written before the next is made, so memory stays flat for any
+    ``n``; ``on_progress(done, n)`` is called after each batch.
+    """
     if n < 1 or batch_size < 1:
         raise UserError(f"--n and --batch-size must be at least 1, got {n} and {batch_size}")
     out = _prepare_out(out)
@@ -61,6 +68,8 @@ def synthesize(trained: TrainedRun, n: int, out: Path, seed: int = 0,
         if grid is None:
             grid = x[:64]
         written += model.modality.write_examples(x, out, "sample", model.options, start=start)
+        if on_progress is not None:
+            on_progress(start + len(x), n)
     assert grid is not None
     side = _grid_cols(len(grid))
     rows = len(grid) // side
@@ -186,8 +195,16 @@ def evaluate(trained: TrainedRun, sets: dict[str, str | None], steps: int = DEFA
     scale = model.modality.metric_scale
     opened = {name: _open(trained, source, f"--{name}") for name, source in sets.items()}
     train = opened["train"][0] if sets.get("train", "") is None else trained.training_examples()
-    masks = {name: _masks(trained, mask, len(data), f"--{name}") for name, (data, _) in
-             opened.items()} if mask else {}
+    masks: dict[str, Masks] = {}
+    if mask:
+        # A file of one mask per example fits one set only: the other sets are left out.
+        parsed = parse_masks(mask, model.modality, model.options,
+                             tuple(model.generator.data_shape), seed=model.config.seed)
+        masks = {name: parsed for name, (data, _) in opened.items() if parsed.fits(len(data))}
+        if not masks:
+            name, (data, _) = next(iter(opened.items()))
+            parsed.check(len(data), "the training data" if name == "train" else f"--{name}")
+        opened = {name: v for name, v in opened.items() if name in masks}
     pca = fit_pca(train, math.prod(model.generator.latent_shape), dev)
     result: dict[str, Any] = {}
     for name, (data, banked) in opened.items():
@@ -199,6 +216,8 @@ def evaluate(trained: TrainedRun, sets: dict[str, str | None], steps: int = DEFA
         row: dict[str, Any] = {"n": len(data)}
         if m is None:
             row["mse"] = float(per_example_mse(model, dev, data, z).mean())
+            row.update({k: float(v.mean()) for k, v in
+                        per_example_extras(model, dev, data, z).items()})
         else:
             row["mse"] = float(per_example_mse(model, dev, data, z, masks=m,
                                                where="observed").nanmean())
@@ -208,6 +227,10 @@ def evaluate(trained: TrainedRun, sets: dict[str, str | None], steps: int = DEFA
         result[name] = row
     result["pca"] = {name: float(pca.per_example_mse(data, dev, scale).mean())
                      for name, (data, _) in opened.items()}
+    extras = {name: {k: float(v.mean()) for k, v in pca_extras(pca, model, data, dev).items()}
+              for name, (data, _) in opened.items()}
+    if any(extras.values()):  # e.g. the spectral distance of sound, for PCA's reconstructions
+        result["pca_metrics"] = extras
     if all(k in result for k in ("train", "test", "negative")):
         errs = [result[k]["mse"] for k in ("train", "test", "negative")]
         result["regime"] = {"verdict": regime(*errs), "rule": REGIME_RULE}

@@ -51,7 +51,8 @@ def test_writer_round_trip(modality, tmp_path):
     data = modality.open_dataset(None, opts)
     x = data.get(torch.arange(3))
     paths = modality.write_examples(x, tmp_path, "ex", opts)
-    assert len(paths) == 3 and all(p.exists() for p in paths)
+    # one file or more per example (a WAV and its spectrogram, say), every one on disk
+    assert len(paths) >= 3 and len(paths) % 3 == 0 and all(p.exists() for p in paths)
     back = modality.read_examples(paths, opts)
     assert back.shape == x.shape
     lo, hi = modality.data_range

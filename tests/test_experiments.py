@@ -101,10 +101,10 @@ def test_pca_matches_numpy_svd():
 
 
 def test_pca_through_the_gram_matrix_agrees(monkeypatch):
-    data = _low_rank(60, 300, 5, seed=1)
-    exact = fit_pca(data, 5, torch.device("cpu")).per_example_mse(data, torch.device("cpu"))
-    monkeypatch.setattr(evaluation, "EXACT_PCA_MAX_DIM", 10)
+    data = _low_rank(60, 300, 5, seed=1)  # fewer examples than entries: the Gram route
     gram = fit_pca(data, 5, torch.device("cpu"))
+    monkeypatch.setattr(evaluation, "GRAM_PCA_MAX_EXAMPLES", 10)  # forces the covariance
+    exact = fit_pca(data, 5, torch.device("cpu")).per_example_mse(data, torch.device("cpu"))
     assert torch.allclose(gram.per_example_mse(data, torch.device("cpu")), exact, rtol=1e-3)
 
 
@@ -227,3 +227,57 @@ def test_image_size_follows_the_data(tmp_path, cli):
     res = cli("train", "--data", tmp_path / "d28.npy", "--out", tmp_path / "r2", "--epochs", "1",
               "--image-size", "30", *args)
     assert res.code == 2 and "nearest are 28 and 32" in res.err
+
+
+def test_masks_in_reconstruct_follow_the_run_seed(tiny_data, cli, tmp_path):
+    from latentgen.masks import BlockMasks
+
+    run = tmp_path / "seeded"
+    assert cli("train", "--data", tiny_data["train"], "--mask", "block:6", "--seed", "3",
+               "--out", run, "--epochs", "1", *TINY_TRAIN).code == 0
+    res = cli("reconstruct", run, "--mask", "block:6", "--n", "2", "--steps", "5",
+              "--out", tmp_path / "rec")
+    assert res.code == 0, res
+    hole = BlockMasks("block:6", 6, (1, 16, 16), seed=3).for_indices(torch.tensor([1]))[0, 0]
+    occluded = np.asarray(Image.open(tmp_path / "rec" / "occluded_00001.png"))
+    assert ((occluded == 128) >= (hole.numpy() == 0)).all()  # grey wherever training hid
+
+
+def test_per_example_mask_files_measure_the_sets_they_fit(trained_run, tiny_data, cli, tmp_path):
+    masks = np.ones((32, 16, 16), np.uint8)  # one per test example
+    masks[:, 4:10, 4:10] = 0
+    np.save(tmp_path / "m.npy", masks)
+    res = cli("evaluate", trained_run, "--test", tiny_data["test"], "--mask", tmp_path / "m.npy",
+              "--steps", "5", "--json")
+    assert res.code == 0, res
+    result = json.loads(res.out)
+    assert "test" in result and "train" not in result and result["test"]["recovery_mse"] > 0
+
+
+def test_whole_example_masks_are_refused(trained_run, cli, tmp_path):
+    np.save(tmp_path / "zero.npy", np.zeros((16, 16), np.uint8))
+    for spec in ("block:16", tmp_path / "zero.npy"):
+        res = cli("evaluate", trained_run, "--mask", spec)
+        assert res.code == 2 and ("K must be between 1 and 15" in res.err
+                                  or "hides every entry" in res.err), res
+
+
+def test_regime_of_non_numbers_is_undetermined():
+    assert regime(float("nan"), 0.1, 0.2) == "undetermined"
+
+
+def test_training_from_the_same_seed_gives_the_same_weights(tiny_data, cli, tmp_path):
+    from latentgen.model import TrainedRun
+
+    for name in ("a", "b"):
+        torch.manual_seed(len(name) * 11 + ord(name))  # a different global state each time
+        assert cli("train", "--data", tiny_data["train"], "--out", tmp_path / name,
+                   "--epochs", "1", *TINY_TRAIN).code == 0
+    a, b = (TrainedRun.load(tmp_path / n, "cpu").model.generator.state_dict() for n in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_report_out_below_a_file_is_a_clear_error(trained_run, cli, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    res = cli("report", trained_run, "--out", tmp_path / "afile" / "r.html")
+    assert res.code == 2 and "cannot write there" in res.err

@@ -56,8 +56,9 @@ def train(
                                        rich_help_panel=_TRAIN_PANEL),
     beta1: Optional[float] = typer.Option(None, help="Adam beta1 (default: 0.5).",
                                           rich_help_panel=_TRAIN_PANEL),
-    sampler: Optional[str] = typer.Option(None, help="Inference during training: langevin or "
-                                          "gd (no noise) (default: langevin).",
+    sampler: Optional[str] = typer.Option(None, help="Inference during training: langevin, "
+                                          "gd (no noise) or map (no noise, self-tuning step) "
+                                          "(default: langevin).",
                                           rich_help_panel=_TRAIN_PANEL),
     reinit_chains: Optional[bool] = typer.Option(None, "--reinit-chains/--persistent-chains",
                                                  help="Restart chains from the prior every "
@@ -148,7 +149,9 @@ def synthesize(
     from latentgen.verbs import synthesize as run_synthesis
 
     trained = TrainedRun.load(run, device)
-    files = run_synthesis(trained, n, out, seed=seed, batch_size=batch_size)
+    with display.BatchProgress(console, "synthesize", n) as progress:
+        files = run_synthesis(trained, n, out, seed=seed, batch_size=batch_size,
+                              on_progress=progress.update)
     console.print(f"wrote {n} examples and a grid to [bold]{out}[/] ({len(files)} files)")
 
 
@@ -236,22 +239,32 @@ def evaluate(
         sets["negative"] = negative
     result = run_evaluation(trained, sets, steps=steps, sampler=sampler, mask=mask)
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps(_finite_or_null(result), allow_nan=False))
         return
     table = Table(title=f"reconstruction error — {trained.model.modality.metric_units}")
-    columns = ["set", "examples", "MSE", "PCA MSE", "MSE / PCA"]
-    if mask:
-        columns[2] = "MSE observed"
-        columns += ["MSE missing", "mean fill missing"]
+    extras = sorted({k for name in sets if name in result for k in result[name]}
+                    - {"n", "mse", "recovery_mse", "mean_fill_mse"})
+    if mask:  # observed-entry errors do not compare with PCA's error over whole examples
+        columns = ["set", "examples", "MSE observed", "MSE missing", "mean fill missing",
+                   "PCA MSE (whole)"]
+    else:
+        columns = ["set", "examples", "MSE", "PCA MSE", "MSE / PCA", *extras]
     for col in columns:
         table.add_column(col, justify="left" if col == "set" else "right")
-    for name in sets:
+    for name in [s for s in sets if s in result]:
         r, pca = result[name], result["pca"][name]
-        cells = [name, str(r["n"]), f"{r['mse']:.5f}", f"{pca:.5f}",
-                 f"{r['mse'] / pca:.2f}" if pca > 0 else "-"]
         if mask:
-            cells += [f"{r['recovery_mse']:.5f}", f"{r['mean_fill_mse']:.5f}"]
+            cells = [name, str(r["n"]), f"{r['mse']:.5f}", f"{r['recovery_mse']:.5f}",
+                     f"{r['mean_fill_mse']:.5f}", f"{pca:.5f}"]
+        else:
+            cells = [name, str(r["n"]), f"{r['mse']:.5f}", f"{pca:.5f}",
+                     f"{r['mse'] / pca:.2f}" if pca > 0 else "-"]
+            cells += [f"{r[k]:.4g}" for k in extras]
         table.add_row(*cells)
+    left_out = [s for s in sets if s not in result]
+    if left_out:
+        console.print(f"left out (the --mask file holds no masks for them): "
+                      f"{', '.join(left_out)}")
     console.print(table)
     console.print(f"all sets: {steps} {sampler} steps from Z = 0" if mask else
                   f"train: MAP latents refined from the banked ones ({REFINE_STEPS} steps, "
@@ -305,6 +318,15 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
         if p.error:  # in full, below the table, where nothing truncates it
             console.print(f"[red]{p.name}[/]: {p.error} (skipped)", highlight=False,
                           soft_wrap=True)
+
+
+def _finite_or_null(value: Any) -> Any:
+    """JSON has no NaN: a measure that is not a number (e.g. no missing entries) becomes null."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    return value
 
 
 def build_command() -> Any:

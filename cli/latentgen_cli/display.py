@@ -54,3 +54,26 @@ class TrainingProgress(TrainingObserver):
 
     def epoch(self, row: dict[str, Any]) -> None:
         self.progress.update(self.task, mse=f"{row['train_mse']:.4f}")
+
+
+class BatchProgress:
+    """A bar for batch jobs (synthesis of many files), shown once the first batch is done."""
+
+    def __init__(self, console: Console, label: str, total: int) -> None:
+        self.progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+        self.total = total
+        self.task: Any = None
+
+    def __enter__(self) -> "BatchProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+    def update(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("batch", total=total)
+        self.progress.update(self.task, completed=done)

@@ -40,8 +40,9 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
         return Examples(torch.from_numpy(arr), decode, "builtin:faces")
     path = Path(source)
     if not path.exists():
-        raise UserError(f"--data {source} does not exist; give a folder of images, a .npy/.npz "
-                        "file or MNIST IDX file, or omit --data for the embedded faces")
+        raise UserError(f"{source} does not exist; give a folder of images, a .npy/.npz "
+                        "file or an MNIST IDX file (training without --data uses the embedded "
+                        "faces)")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
                        and p.is_file())
@@ -58,7 +59,7 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
         if idx:
             return _from_array(np.concatenate([_read_idx(p) for p in idx]), size, channels,
                                str(path))
-        raise UserError(f"--data {source} holds no images (PNG, JPEG, BMP, WebP) or IDX files; "
+        raise UserError(f"{source} holds no images (PNG, JPEG, BMP, WebP) or IDX files; "
                         "point it at a folder that does")
     suffix = path.suffix.lower()
     if suffix in ARRAY_SUFFIXES:
@@ -67,7 +68,7 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
         return _from_array(_read_idx(path), size, channels, str(path))
     if suffix in IMAGE_SUFFIXES:
         return _from_files([path], size, channels, str(path))
-    raise UserError(f"--data {source}: unsupported file type '{path.suffix}'; use a folder of "
+    raise UserError(f"{source}: unsupported file type '{path.suffix}'; use a folder of "
                     "images, .npy/.npz, or MNIST IDX (…-idx3-ubyte[.gz])")
 
 
