@@ -43,6 +43,9 @@ class Modality(ABC):
     #: range of the scale on which reconstruction error is reported
     metric_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     metric_units: ClassVar[str] = "per-element MSE on data scaled to [0, 1]"
+    #: training settings this modality works best with (e.g. a smaller Langevin step for
+    #: long examples), used where neither the command line nor a config file sets them
+    train_defaults: ClassVar[dict[str, Any]] = {}
 
     # -- options -------------------------------------------------------------------------
     def make_options(self, values: dict[str, Any] | None = None) -> Any:

@@ -119,6 +119,12 @@ class UpsamplingGenerator(Generator):
         return x
 
 
+def halving_widths(last: int, layers: int, cap: int = 1024) -> list[int]:
+    """DCGAN-style channel widths: ``last`` channels before the output layer, doubling towards
+    the latent (capped), one entry per upsampling layer."""
+    return [min(last * 2 ** (layers - 1 - i), cap) for i in range(layers)]
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

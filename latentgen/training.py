@@ -36,6 +36,15 @@ class TrainingObserver:
     def epoch(self, row: dict[str, Any]) -> None: ...
 
 
+def with_modality_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (from a config file and the command line) completed with the chosen
+    modality's ``train_defaults`` where they are silent."""
+    from .plugins import get_registry
+
+    name = values.get("modality") or TrainConfig.modality
+    return {**get_registry().modality(name).train_defaults, **values}
+
+
 def resume_config(out: Path, epochs: int | None = None, device: str | None = None
                   ) -> TrainConfig:
     """The stored config of the run in ``out``; only epochs and device may change."""

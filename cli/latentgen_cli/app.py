@@ -49,7 +49,7 @@ def train(
     langevin_steps: Optional[int] = typer.Option(None, help="L, Langevin steps per iteration "
                                                  "(default: 30).", rich_help_panel=_TRAIN_PANEL),
     step_size: Optional[float] = typer.Option(None, help="delta, the Langevin step size "
-                                              "(default: 0.3).", rich_help_panel=_TRAIN_PANEL),
+                                              "(default: 0.3; audio: 0.1).", rich_help_panel=_TRAIN_PANEL),
     sigma: Optional[float] = typer.Option(None, help="sigma, observation noise std "
                                           "(default: 0.5).", rich_help_panel=_TRAIN_PANEL),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default: 0.001).",
@@ -92,7 +92,7 @@ def train(
 ) -> None:
     """Train a generator by alternating back-propagation and write a run directory."""
     from latentgen.config import TrainConfig, read_toml
-    from latentgen.training import resume_config, train as run_training
+    from latentgen.training import resume_config, train as run_training, with_modality_defaults
 
     core_params = {k: v for k, v in ctx.params.items()
                    if k not in ("config", "resume", "out") and not k.startswith(PREFIX)}
@@ -118,7 +118,8 @@ def train(
             values["modality_options"] = dict(values.get("modality_options", {}))
         values.update({k: v for k, v in core_params.items() if v is not None})
         values["modality_options"] = {**values.get("modality_options", {}), **mod_opts}
-        cfg = TrainConfig.from_dict(values, source=str(config) if config else "options")
+        cfg = TrainConfig.from_dict(with_modality_defaults(values),
+                                    source=str(config) if config else "options")
         if out is None:
             out = Path("runs") / f"{cfg.modality}-{time.strftime('%Y%m%d-%H%M%S')}"
     from latentgen.curves import REGIME_RULE, final_regime

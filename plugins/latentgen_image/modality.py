@@ -12,6 +12,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
+from latentgen.nets import halving_widths
 
 from .datasets import decode, encode, native_size, open_images
 
@@ -75,7 +76,7 @@ class ImageModality(Modality):
         plan = size_plan(opts.image_size or DEFAULT_SIZE)
         assert plan is not None, "validate_options admits only planned sizes"
         base, n_up = plan
-        widths = [min(opts.width * 2 ** (n_up - 1 - i), 1024) for i in range(n_up)]
+        widths = halving_widths(opts.width, n_up)
         return UpsamplingGenerator(dims=2, latent_dim=latent_dim, out_channels=opts.channels,
                                    base=base, strides=[2] * n_up, widths=widths)
 

@@ -1,0 +1,183 @@
+"""The audio modality: loaders, generator sizes, writers and every verb from the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from latentgen import UserError
+from latentgen.plugins import get_registry
+
+RATE = 4000  # tiny clips keep the suite fast: 0.25 s = 1000 samples
+TINY_AUDIO = ["--modality", "audio", "--sample-rate", str(RATE), "--clip-seconds", "0.25",
+              "--latent-dim", "4", "--batch-size", "16", "--langevin-steps", "5", "--width", "8",
+              "--device", "cpu"]
+
+
+def _audio(**values):
+    mod = get_registry().modality("audio")
+    return mod, mod.make_options(values)
+
+
+def _tone(freq: float, seconds: float, rate: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t) * np.exp(-3 * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sound_sets(tmp_path_factory) -> dict[str, Path]:
+    """Tones (train / test) and noise bursts (negative), written as WAV at other rates."""
+    root = tmp_path_factory.mktemp("sound")
+    rng = np.random.default_rng(0)
+    for name, count in (("train", 48), ("test", 12)):
+        (root / name).mkdir()
+        for i in range(count):
+            wave = _tone(rng.uniform(200, 600), 0.25, 8000)
+            sf.write(root / name / f"tone{i:03d}.wav", wave, 8000)
+    (root / "negative").mkdir()
+    for i in range(12):
+        noise = (rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300)).astype(np.float32)
+        sf.write(root / "negative" / f"noise{i:03d}.wav", 0.3 * noise, 8000)
+    return {k: root / k for k in ("train", "test", "negative")}
+
+
+# -- loaders -------------------------------------------------------------------------------
+def test_clips_pad_short_files_and_split_long_ones():
+    from latentgen_audio.datasets import clips_of
+
+    assert [len(c) for c in clips_of(np.ones(30, np.float32), 100)] == [100]
+    long = clips_of(np.ones(370, np.float32), 100)  # 3 clips + a 70-sample tail (>= half)
+    assert len(long) == 4 and long[3][69] == 1 and long[3][70] == 0
+    assert len(clips_of(np.ones(340, np.float32), 100)) == 3  # 40-sample tail dropped
+
+
+def test_files_are_resampled_mixed_down_and_cut(tmp_path):
+    stereo = np.stack([_tone(440, 1.0, 8000), _tone(440, 1.0, 8000)], axis=1)
+    sf.write(tmp_path / "a.wav", stereo, 8000)
+    sf.write(tmp_path / "b.flac", _tone(300, 0.5, 22050), 22050)
+    sf.write(tmp_path / "c.ogg", _tone(500, 0.3, 16000), 16000)
+    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25)
+    data = mod.open_dataset(str(tmp_path), opts)
+    # a: 1 s -> 4 clips; b: 0.5 s -> 2 clips; c: 0.3 s -> 1 clip + a 0.05 s tail (dropped)
+    assert len(data) == 7 and data.example_shape == (1, 1000)
+    x = data.get(torch.arange(7))
+    assert x.abs().max() <= 1 and x[0].abs().max() > 0.85  # peak-normalised to 0.9
+    # 440 Hz survives resampling from 8 kHz to 4 kHz: the spectrum peaks there
+    spectrum = torch.fft.rfft(x[1, 0]).abs()
+    assert abs(int(spectrum.argmax()) * RATE / 1000 - 440) < 10
+
+
+def test_corrupt_and_unsupported_sources_are_clear_errors(tmp_path):
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....not a wave")
+    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25)
+    with pytest.raises(UserError, match="cannot read sound file .*bad.wav"):
+        mod.open_dataset(str(tmp_path), opts)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no WAV, FLAC or OGG"):
+        mod.open_dataset(str(tmp_path / "empty"), opts)
+    np.save(tmp_path / "loud.npy", np.full((2, 1000), 3.0, np.float32))
+    with pytest.raises(UserError, match=r"\[-1, 1\]"):
+        mod.open_dataset(str(tmp_path / "loud.npy"), opts)
+
+
+def test_arrays_of_clips(tmp_path):
+    np.save(tmp_path / "c.npy", np.stack([_tone(300, 0.5, RATE), _tone(400, 0.5, RATE)]))
+    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25)
+    data = mod.open_dataset(str(tmp_path / "c.npy"), opts)
+    assert len(data) == 4 and data.example_shape == (1, 1000)  # each 0.5 s row: two clips
+
+
+# -- generator and writers -----------------------------------------------------------------
+@pytest.mark.parametrize("rate, seconds", [(16000, 1.0), (11025, 1.0), (4000, 0.25)])
+def test_generator_makes_clips_of_the_asked_length(rate, seconds):
+    mod, opts = _audio(sample_rate=rate, clip_seconds=seconds)
+    gen = mod.build_generator(6, opts)
+    assert gen.data_shape == (1, int(rate * seconds))
+    assert gen(torch.randn(2, 6)).shape == (2, 1, int(rate * seconds))
+
+
+def test_a_longer_latent_sequence_gives_a_longer_sound():
+    mod, opts = _audio(sample_rate=16000, clip_seconds=1.0, latent_field=True)
+    gen = mod.build_generator(4, opts)
+    assert gen.latent_shape == (4, 16)
+    assert gen(torch.randn(1, 4, 16)).shape[-1] == 16000
+    assert gen(torch.randn(1, 4, 32)).shape[-1] == 32000
+
+
+def test_writers_make_wavs_spectrograms_and_a_playable_grid(tmp_path):
+    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25)
+    x = torch.from_numpy(np.stack([_tone(f, 0.25, RATE) for f in (300, 500, 700)])).unsqueeze(1)
+    files = mod.write_examples(x, tmp_path, "clip", opts)
+    wavs = [p for p in files if p.suffix == ".wav"]
+    assert len(wavs) == 3 and len([p for p in files if p.suffix == ".png"]) == 3
+    info = sf.info(wavs[0])
+    assert info.samplerate == RATE and info.frames == 1000
+    grid = mod.write_grid(x.view(1, 3, 1, 1000), tmp_path / "grid", opts)
+    assert sorted(p.suffix for p in grid) == [".png", ".wav"]
+    assert sf.info(tmp_path / "grid.wav").frames > 3000
+
+
+# -- the CLI -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def audio_run(sound_sets, tmp_path_factory) -> Path:
+    from latentgen_cli.app import main
+
+    out = tmp_path_factory.mktemp("audio") / "run"
+    try:
+        main(["train", "--data", str(sound_sets["train"]), "--out", str(out), "--epochs", "3",
+              *TINY_AUDIO])
+    except SystemExit as exc:
+        assert not exc.code
+    return out
+
+
+def test_synthesize_streams_wavs_of_the_run_rate(audio_run, cli, tmp_path):
+    res = cli("synthesize", audio_run, "--n", "20", "--batch-size", "8", "--out", tmp_path / "s")
+    assert res.code == 0, res
+    wavs = sorted((tmp_path / "s").glob("sample_*.wav"))
+    assert len(wavs) == 20
+    waves = np.stack([sf.read(p)[0] for p in wavs])
+    assert {sf.info(p).samplerate for p in wavs} == {RATE} and waves.shape == (20, 1000)
+    assert np.abs(waves).max(axis=1).min() > 1e-3  # none silent
+    assert np.std(waves, axis=0).mean() > 1e-4  # not all alike
+
+
+def test_reconstruct_interpolate_evaluate_report(audio_run, sound_sets, cli, tmp_path):
+    res = cli("reconstruct", audio_run, "--data", sound_sets["test"], "--n", "4", "--steps",
+              "20", "--out", tmp_path / "r")
+    assert res.code == 0, res
+    assert len(list((tmp_path / "r").glob("reconstruction_*.wav"))) == 4
+    res = cli("interpolate", audio_run, "--pairs", "1", "--steps", "4", "--out", tmp_path / "i")
+    assert res.code == 0, res
+    assert len(list((tmp_path / "i").glob("pair00_step_*.wav"))) == 7  # 5 steps + 2 originals
+    assert (tmp_path / "i" / "grid.wav").exists()
+    res = cli("evaluate", audio_run, "--test", sound_sets["test"], "--negative",
+              sound_sets["negative"], "--steps", "20", "--json")
+    assert res.code == 0, res
+    result = json.loads(res.out)
+    for name in ("train", "test", "negative"):
+        assert result[name]["mse"] >= 0 and result[name]["log_mel_db"] >= 0
+        assert name in result["pca"] and "log_mel_db" in result["pca_metrics"][name]
+    res = cli("report", audio_run, "--steps", "10", "--out", tmp_path / "report.html")
+    assert res.code == 0, res
+    page = (tmp_path / "report.html").read_text()
+    assert '<audio controls preload="metadata" src="data:audio/wav;base64,' in page
+
+
+def test_bad_audio_options_are_one_line_errors(cli, tmp_path):
+    res = cli("train", "--modality", "audio", "--sample-rate", "10", "--out", tmp_path / "x")
+    assert res.code == 2 and "--sample-rate must be between" in res.err
+    assert not (tmp_path / "x").exists()
+
+
+def test_audio_trains_with_its_own_step_size_unless_told(audio_run, sound_sets, cli, tmp_path):
+    assert "step_size = 0.1\n" in (audio_run / "config.toml").read_text()
+    res = cli("train", "--data", sound_sets["train"], "--out", tmp_path / "r", "--epochs", "1",
+              "--step-size", "0.2", *TINY_AUDIO)
+    assert res.code == 0, res
+    assert "step_size = 0.2\n" in (tmp_path / "r" / "config.toml").read_text()
