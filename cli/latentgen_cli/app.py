@@ -80,8 +80,9 @@ def train(
     eval_every: Optional[int] = typer.Option(None, help="Epochs between evaluations of train / "
                                              "test / negative error (default: 5).",
                                              rich_help_panel=_EVAL_PANEL),
-    eval_steps: Optional[int] = typer.Option(None, help="Gradient-descent inference steps from "
-                                             "Z = 0 for test / negative data (default: 300).",
+    eval_steps: Optional[int] = typer.Option(None, help="MAP inference steps (sampler map) "
+                                             "from Z = 0 for test / negative data (default: "
+                                             "300).",
                                              rich_help_panel=_EVAL_PANEL),
     mask: Optional[str] = typer.Option(None, help="Learn from incomplete data: " + MASK_HELP +
                                        ".", rich_help_panel=_TRAIN_PANEL),
