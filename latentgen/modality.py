@@ -46,6 +46,12 @@ class Modality(ABC):
     #: training settings this modality works best with (e.g. a smaller Langevin step for
     #: long examples), used where neither the command line nor a config file sets them
     train_defaults: ClassVar[dict[str, Any]] = {}
+    #: file formats the writers can produce, the default first (e.g. ("mp4", "gif")); a
+    #: modality that declares some receives ``fmt=`` in ``write_examples`` and ``write_grid``
+    formats: ClassVar[tuple[str, ...]] = ()
+    #: whether the writers compress with loss (e.g. H.264 video), so that ``read_examples``
+    #: gives back only an approximation of what was written
+    lossy_writers: ClassVar[bool] = False
 
     # -- options -------------------------------------------------------------------------
     def make_options(self, values: dict[str, Any] | None = None) -> Any:
@@ -108,6 +114,35 @@ class Modality(ABC):
     def write_grid(self, table: Tensor, path: Path, opts: Any) -> list[Path]:
         """Write a (rows, cols, *data_shape) table as an overview (``path`` without suffix): a
         picture, and for sound or video also a file that plays the table."""
+
+    def check_format(self, fmt: str | None) -> None:
+        """Raise ``UserError`` unless ``fmt`` (None = the default) is one this modality writes."""
+        if fmt is None:
+            return
+        if not self.formats:
+            raise UserError(f"--format {fmt}: modality '{self.name}' writes one format only; "
+                            "leave --format out")
+        if fmt not in self.formats:
+            raise UserError(f"--format must be one of {', '.join(self.formats)} for modality "
+                            f"'{self.name}', got '{fmt}'")
+
+    def save_examples(self, x: Tensor, out_dir: Path, prefix: str, opts: Any, start: int = 0,
+                      fmt: str | None = None) -> list[Path]:
+        """What the core calls: ``write_examples``, with ``fmt`` for modalities that declare
+        ``formats`` (so plugins with a single format need not accept it)."""
+        self.check_format(fmt)
+        if self.formats:
+            return self.write_examples(x, out_dir, prefix, opts, start=start,
+                                       fmt=fmt or self.formats[0])
+        return self.write_examples(x, out_dir, prefix, opts, start=start)
+
+    def save_grid(self, table: Tensor, path: Path, opts: Any, fmt: str | None = None
+                  ) -> list[Path]:
+        """What the core calls: ``write_grid``, with ``fmt`` as in ``save_examples``."""
+        self.check_format(fmt)
+        if self.formats:
+            return self.write_grid(table, path, opts, fmt=fmt or self.formats[0])
+        return self.write_grid(table, path, opts)
 
     @abstractmethod
     def read_examples(self, paths: list[Path], opts: Any) -> Tensor:

@@ -170,4 +170,4 @@ def write_sample_grid(model: Model, z: torch.Tensor, path: Path) -> list[Path]:
     x = generate(model.generator, z).cpu()
     model.generator.train()
     table = x.reshape(GRID_SIDE, -1, *x.shape[1:])
-    return model.modality.write_grid(table, path, model.options)
+    return model.modality.save_grid(table, path, model.options)

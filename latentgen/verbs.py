@@ -49,16 +49,19 @@ def _prepare_out(out: Path) -> Path:
 
 def synthesize(trained: TrainedRun, n: int, out: Path, seed: int = 0,
                batch_size: int = 256,
-               on_progress: Callable[[int, int], None] | None = None) -> list[Path]:
+               on_progress: Callable[[int, int], None] | None = None,
+               fmt: str | None = None) -> list[Path]:
     """Z ~ prior, output f(Z): ``n`` files plus a grid of the first ones.
 
     A batch job: each batch is written before the next is made, so memory stays flat for any
-    ``n``; ``on_progress(done, n)`` is called after each batch.
+    ``n``; ``on_progress(done, n)`` is called after each batch. ``fmt`` picks the file format
+    for modalities that write several (e.g. mp4 or gif for video).
     """
     if n < 1 or batch_size < 1:
         raise UserError(f"--n and --batch-size must be at least 1, got {n} and {batch_size}")
     out = _prepare_out(out)
     model = trained.model
+    model.modality.check_format(fmt)
     rng = derived_generator(seed, "synthesize")
     written: list[Path] = []
     grid: torch.Tensor | None = None
@@ -67,20 +70,21 @@ def synthesize(trained: TrainedRun, n: int, out: Path, seed: int = 0,
         x = generate(model.generator, z).cpu()
         if grid is None:
             grid = x[:64]
-        written += model.modality.write_examples(x, out, "sample", model.options, start=start)
+        written += model.modality.save_examples(x, out, "sample", model.options, start=start,
+                                                fmt=fmt)
         if on_progress is not None:
             on_progress(start + len(x), n)
     assert grid is not None
     side = _grid_cols(len(grid))
     rows = len(grid) // side
-    written += model.modality.write_grid(grid[:rows * side].reshape(rows, side, *grid.shape[1:]),
-                                         out / "grid", model.options)
+    written += model.modality.save_grid(grid[:rows * side].reshape(rows, side, *grid.shape[1:]),
+                                        out / "grid", model.options, fmt=fmt)
     return written
 
 
 def reconstruct(trained: TrainedRun, source: str | None, out: Path, n: int = 32,
                 steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
-                mask: str | None = None) -> dict[str, Any]:
+                mask: str | None = None, fmt: str | None = None) -> dict[str, Any]:
     """Originals beside f(Z) for inferred Z (for training data: the MAP latent refined from the
     banked one).
 
@@ -91,6 +95,8 @@ def reconstruct(trained: TrainedRun, source: str | None, out: Path, n: int = 32,
     if n < 1 or steps < 0:
         raise UserError("--n must be at least 1 and --steps 0 or more")
     out = _prepare_out(out)
+    modality, opts = trained.model.modality, trained.model.options
+    modality.check_format(fmt)
     data, banked = _open(trained, source, "--data")
     masks = _masks(trained, mask, len(data), "--data") if mask else None
     take = torch.arange(min(n, len(data)))
@@ -104,9 +110,9 @@ def reconstruct(trained: TrainedRun, source: str | None, out: Path, n: int = 32,
     x = generate(model.generator, z).cpu()
     if masks is None:
         mse = per_example_mse(model, dev, data, z)
-        files = model.modality.write_examples(y, out, "original", model.options)
-        files += model.modality.write_examples(x, out, "reconstruction", model.options)
-        files += model.modality.write_grid(_tuples_table([y, x]), out / "grid", model.options)
+        files = modality.save_examples(y, out, "original", opts, fmt=fmt)
+        files += modality.save_examples(x, out, "reconstruction", opts, fmt=fmt)
+        files += modality.save_grid(_tuples_table([y, x]), out / "grid", opts, fmt=fmt)
         return {"n": len(data), "mse": float(mse.mean()), "files": files}
     m = masks.for_indices(torch.arange(len(data))).expand_as(y)
     fill = sum(model.modality.data_range) / 2
@@ -114,18 +120,19 @@ def reconstruct(trained: TrainedRun, source: str | None, out: Path, n: int = 32,
     recovered = y * m + x * (1 - m)
     missing = per_example_mse(model, dev, data, z, masks=masks, where="missing")
     observed = per_example_mse(model, dev, data, z, masks=masks, where="observed")
-    files = model.modality.write_examples(y, out, "original", model.options)
-    files += model.modality.write_examples(occluded, out, "occluded", model.options)
-    files += model.modality.write_examples(recovered, out, "recovered", model.options)
-    files += model.modality.write_grid(_tuples_table([y, occluded, recovered], cols=9),
-                                       out / "grid", model.options)
+    files = modality.save_examples(y, out, "original", opts, fmt=fmt)
+    files += modality.save_examples(occluded, out, "occluded", opts, fmt=fmt)
+    files += modality.save_examples(recovered, out, "recovered", opts, fmt=fmt)
+    files += modality.save_grid(_tuples_table([y, occluded, recovered], cols=9), out / "grid",
+                                opts, fmt=fmt)
     return {"n": len(data), "mse": float(observed.nanmean()),
             "recovery_mse": float(missing.nanmean()), "files": files}
 
 
 def interpolate(trained: TrainedRun, source: str | None, out: Path, steps: int = 8,
                 pairs: int = 4, infer_steps: int = DEFAULT_STEPS,
-                sampler: str = DEFAULT_SAMPLER, mode: str = "linear") -> dict[str, Any]:
+                sampler: str = DEFAULT_SAMPLER, mode: str = "linear",
+                fmt: str | None = None) -> dict[str, Any]:
     """Seed §4.2: f((1 - t) Z_a + t Z_b) for t = 0, 1/n, ..., 1, originals at both ends.
 
     ``mode="spherical"`` follows the great circle between the latents instead (slerp), which
@@ -137,6 +144,7 @@ def interpolate(trained: TrainedRun, source: str | None, out: Path, steps: int =
     if mode not in ("linear", "spherical"):
         raise UserError(f"--mode must be linear or spherical, got '{mode}'")
     out = _prepare_out(out)
+    trained.model.modality.check_format(fmt)
     data, banked = _open(trained, source, "--data")
     if len(data) < 2:
         raise UserError(f"interpolation needs at least 2 examples; {source} has {len(data)}")
@@ -153,9 +161,9 @@ def interpolate(trained: TrainedRun, source: str | None, out: Path, steps: int =
     table = torch.cat([y[0::2].unsqueeze(1), x, y[1::2].unsqueeze(1)], dim=1)
     files: list[Path] = []
     for p in range(pairs):
-        files += model.modality.write_examples(table[p], out, f"pair{p:02d}_step",
-                                               model.options)
-    files += model.modality.write_grid(table, out / "grid", model.options)
+        files += model.modality.save_examples(table[p], out, f"pair{p:02d}_step",
+                                              model.options, fmt=fmt)
+    files += model.modality.save_grid(table, out / "grid", model.options, fmt=fmt)
     return {"pairs": pairs, "steps": steps, "mode": mode, "files": files}
 
 

@@ -108,7 +108,8 @@ def test_example_plugin_meets_the_modality_contract(example_plugin, tmp_path):
     modality = get_registry().modality("waves")
     test_contract.test_generator_shapes_gradients_no_nan(modality)
     test_contract.test_default_data_matches_generator(modality)
-    test_contract.test_writer_round_trip(modality, tmp_path)
+    test_contract.test_writer_round_trip(modality, None, tmp_path)
+    test_contract.test_formats_are_checked(modality)
 
 
 def test_example_plugin_trains_and_synthesizes_from_the_cli(example_plugin, cli, tmp_path):

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
-# Appended to a copy of the page: after load, record whether each <img> decoded.
+# Appended to a copy of the page: after load, have every <video>/<audio> load its data, then
+# record for each <img>, <video> and <audio> whether it decoded.
 PROBE = """<script>
 window.addEventListener('load', () => {
-  const imgs = Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]);
-  document.body.setAttribute('data-probe', JSON.stringify(imgs));
+  const players = Array.from(document.querySelectorAll('video, audio'));
+  const loaded = players.map(m => new Promise(done => {
+    m.addEventListener('loadeddata', done); m.addEventListener('error', done);
+    setTimeout(done, 5000); m.preload = 'auto'; m.load();
+  }));
+  Promise.all(loaded).then(() => {
+    const media = Array.from(document.querySelectorAll('img, video, audio')).map(m => ({
+      tag: m.tagName, alt: m.alt || m.parentNode.textContent,
+      ready: m.tagName === 'IMG' ? (m.complete ? 4 : 0) : m.readyState,
+      width: m.tagName === 'IMG' ? m.naturalWidth : (m.videoWidth || 0),
+      error: m.error ? m.error.code : null}));
+    document.body.setAttribute('data-probe', JSON.stringify(media));
+  });
 });
 </script>"""
 
@@ -54,24 +68,34 @@ def test_report_is_self_contained(report):
     assert "http://" not in page and "https://" not in page  # nothing fetched from outside
 
 
-def test_report_renders_in_headless_chromium(report, tmp_path):
+def render_in_browser(page: Path, tmp_path: Path) -> list[dict] | None:
+    """Open ``page`` in headless Chromium; the probe's record of every <img>, <video> and
+    <audio>, or None without a browser (a failure when LATENTGEN_REQUIRE_BROWSER is set)."""
     browser = _browser()
     if browser is None:
         if os.environ.get("LATENTGEN_REQUIRE_BROWSER"):
             pytest.fail("LATENTGEN_REQUIRE_BROWSER is set but no chromium is installed")
-        pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium)")
+        return None
     probe = tmp_path / "probe.html"
-    probe.write_text(report.read_text().replace("</body>", PROBE + "</body>"))
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
     proc = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
-         probe.as_uri()], capture_output=True, text=True, timeout=120)
+         "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=20000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = re.search(r'data-probe="([^"]*)"', proc.stdout)
     assert found, "the page did not finish loading in chromium"
-    images = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    media = render_in_browser(report, tmp_path)
+    if media is None:
+        pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium)")
+    images = [m for m in media if m["tag"] == "IMG"]
     assert len(images) >= 6
-    broken = [alt for complete, width, alt in images if not (complete and width > 0)]
+    broken = [m["alt"] for m in images if not (m["ready"] and m["width"] > 0)]
     assert not broken, f"images that did not load: {broken}"
 
 

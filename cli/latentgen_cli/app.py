@@ -27,6 +27,9 @@ err_console = Console(stderr=True)
 RunArg = typer.Argument(..., help="Run directory written by `latentgen train` (its --out).",
                         show_default=False)
 DeviceOpt = typer.Option("auto", help="auto (CUDA when present), cpu or cuda.")
+FormatOpt = typer.Option(None, "--format", help="File format, for modalities that write "
+                         "several (video: mp4 or gif; default: the modality's first).",
+                         show_default=False)
 SAMPLER_HELP = ("Inference for data without banked latents: map (gradient descent on the log "
                 "posterior with a self-tuning step), gd (the seed's fixed-step update) or "
                 "langevin (a posterior sample).")
@@ -49,7 +52,7 @@ def train(
     langevin_steps: Optional[int] = typer.Option(None, help="L, Langevin steps per iteration "
                                                  "(default: 30).", rich_help_panel=_TRAIN_PANEL),
     step_size: Optional[float] = typer.Option(None, help="delta, the Langevin step size "
-                                              "(default: 0.3; audio: 0.1).", rich_help_panel=_TRAIN_PANEL),
+                                              "(default: 0.3).", rich_help_panel=_TRAIN_PANEL),
     sigma: Optional[float] = typer.Option(None, help="sigma, observation noise std "
                                           "(default: 0.5).", rich_help_panel=_TRAIN_PANEL),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default: 0.001).",
@@ -144,6 +147,7 @@ def synthesize(
     out: Path = typer.Option(..., help="Output folder (files plus grid)."),
     seed: int = typer.Option(0, help="Random seed for Z ~ prior."),
     batch_size: int = typer.Option(256, help="Examples generated per batch (memory stays flat)."),
+    fmt: Optional[str] = FormatOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Synthesis: draw Z from the prior and write f(Z): N files plus a grid."""
@@ -153,7 +157,7 @@ def synthesize(
     trained = TrainedRun.load(run, device)
     with display.BatchProgress(console, "synthesize", n) as progress:
         files = run_synthesis(trained, n, out, seed=seed, batch_size=batch_size,
-                              on_progress=progress.update)
+                              on_progress=progress.update, fmt=fmt)
     console.print(f"wrote {n} examples and a grid to [bold]{out}[/] ({len(files)} files)")
 
 
@@ -168,6 +172,7 @@ def reconstruct(
     sampler: str = typer.Option("map", help=SAMPLER_HELP),
     mask: Optional[str] = typer.Option(None, help="Occlude the examples and recover them: " +
                                        MASK_HELP + "."),
+    fmt: Optional[str] = FormatOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Reconstruction: infer Z for each example, write originals beside f(Z).
@@ -179,7 +184,8 @@ def reconstruct(
     from latentgen.verbs import reconstruct as run_reconstruction
 
     trained = TrainedRun.load(run, device)
-    res = run_reconstruction(trained, data, out, n=n, steps=steps, sampler=sampler, mask=mask)
+    res = run_reconstruction(trained, data, out, n=n, steps=steps, sampler=sampler, mask=mask,
+                              fmt=fmt)
     units = trained.model.modality.metric_units
     if mask:
         console.print(f"recovered {res['n']} occluded examples: MSE {res['recovery_mse']:.5f} "
@@ -201,6 +207,7 @@ def interpolate(
     infer_steps: int = typer.Option(300, help="Inference steps for data without banked latents."),
     mode: str = typer.Option("linear", help="linear (the seed's) or spherical (slerp: the path "
                              "keeps the norm of prior samples)."),
+    fmt: Optional[str] = FormatOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Interpolation: f((1 - t) Z1 + t Z2) between inferred latents, originals at both ends;
@@ -210,7 +217,7 @@ def interpolate(
 
     trained = TrainedRun.load(run, device)
     res = run_interpolation(trained, data, out, steps=steps, pairs=pairs, infer_steps=infer_steps,
-                            mode=mode)
+                            mode=mode, fmt=fmt)
     console.print(f"interpolated {res['pairs']} pairs in {res['steps']} steps ({mode}); grid: "
                   f"[bold]{out}/grid.*[/]")
 

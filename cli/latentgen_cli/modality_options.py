@@ -31,7 +31,7 @@ def with_modality_options(func: Callable[..., Any]) -> Callable[..., Any]:
             entry = seen.setdefault(option_flag(f), {"field": f, "names": []})
             entry["names"].append(f"{modality.name}: {f.default}")
     signature = inspect.signature(func, eval_str=True)
-    params = list(signature.parameters.values())
+    params = [_with_modality_defaults(p) for p in signature.parameters.values()]
     annotations = dict(inspect.get_annotations(func, eval_str=True))
     for flag, entry in sorted(seen.items()):
         f = entry["field"]
@@ -52,6 +52,27 @@ def with_modality_options(func: Callable[..., Any]) -> Callable[..., Any]:
     command.__annotations__ = annotations
     del command.__wrapped__  # make inspect use __signature__, not the original's
     return command
+
+
+def _with_modality_defaults(param: inspect.Parameter) -> inspect.Parameter:
+    """A training option's help, completed with the defaults modalities set for it
+    (``Modality.train_defaults``), e.g. "--sigma ... (default: 0.5; video: 1.0)"."""
+    info = param.default
+    own = {m.name: m.train_defaults[param.name] for m in get_registry().modalities.values()
+           if param.name in m.train_defaults}
+    if not own or not isinstance(getattr(info, "help", None), str):
+        return param
+    extra = "; ".join(f"{name}: {value}" for name, value in sorted(own.items()))
+    info = dataclasses.replace(info) if dataclasses.is_dataclass(info) else _copy(info)
+    text = info.help.rstrip(".")
+    info.help = (text[:-1] + f"; {extra})." if text.endswith(")") else f"{text} ({extra}).")
+    return param.replace(default=info)
+
+
+def _copy(info: Any) -> Any:
+    import copy
+
+    return copy.copy(info)
 
 
 def given_modality_options(params: dict[str, Any]) -> dict[str, Any]:

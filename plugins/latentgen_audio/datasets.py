@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from latentgen import Examples, UserError
+from latentgen.clips import cut_clips
 
 from .sounds import sounds
 
@@ -40,18 +41,7 @@ def encode(x: torch.Tensor) -> torch.Tensor:
 
 def clips_of(wave: np.ndarray, length: int) -> list[np.ndarray]:
     """Cut a mono float wave into clips of ``length`` samples (see the module docstring)."""
-    def pad(c: np.ndarray) -> np.ndarray:
-        return np.pad(c, (0, length - len(c)))
-
-    if len(wave) == 0:
-        return []
-    if len(wave) <= length:
-        return [pad(wave)]
-    out = [wave[s:s + length] for s in range(0, len(wave) - length + 1, length)]
-    tail = wave[len(out) * length:]
-    if len(tail) >= length / 2:
-        out.append(pad(tail))
-    return out
+    return cut_clips(wave, length, pad="zeros")
 
 
 def open_sounds(source: str | None, sample_rate: int, clip_seconds: float,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentgen import Examples, UserError
+from latentgen.pixels import decode_uint8, encode_uint8, pictures_from_array, read_array
 
 from .faces import faces
 
@@ -24,14 +24,8 @@ ARRAY_SUFFIXES = {".npy", ".npz"}
 BUILTIN = {"builtin:faces"}
 
 
-def decode(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the range of the generator's tanh output."""
-    return batch.float().div_(127.5).sub_(1.0)
-
-
-def encode(x: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255]."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+decode = decode_uint8  # kept as plugin-level names: the writers and tests use them
+encode = encode_uint8
 
 
 def open_images(source: str | None, size: int, channels: int) -> Examples:
@@ -63,7 +57,7 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
                         "point it at a folder that does")
     suffix = path.suffix.lower()
     if suffix in ARRAY_SUFFIXES:
-        return _from_array(_read_array(path), size, channels, str(path))
+        return _from_array(read_array(path), size, channels, str(path))
     if _is_idx_name(path):
         return _from_array(_read_idx(path), size, channels, str(path))
     if suffix in IMAGE_SUFFIXES:
@@ -94,7 +88,7 @@ def native_size(source: str | None) -> int | None:
         if path.suffix.lower() == ".npy":
             shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
         elif path.suffix.lower() == ".npz":
-            shape = _read_array(path).shape
+            shape = read_array(path).shape
         elif _is_idx_name(path):
             opener = gzip.open if path.suffix == ".gz" else open
             with opener(path, "rb") as fh:
@@ -124,24 +118,6 @@ def _from_files(files: list[Path], size: int, channels: int, source: str) -> Exa
     return Examples(torch.from_numpy(out), decode, source, names=[str(f) for f in files])
 
 
-def _read_array(path: Path) -> np.ndarray:
-    try:
-        if path.suffix.lower() == ".npy":
-            return np.load(path, allow_pickle=False)
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            for key in ("images", "x", "data", "arr_0"):
-                if key in z:
-                    return z[key]
-            if len(keys) == 1:
-                return z[keys[0]]
-            raise UserError(f"{path} holds arrays {keys}; store the images under 'images'")
-    except UserError:
-        raise
-    except Exception as exc:
-        raise UserError(f"cannot read array file {path} ({exc}); check the file") from None
-
-
 def _is_idx_name(p: Path) -> bool:
     name = p.name.lower()
     return p.is_file() and ("idx3-ubyte" in name or name.endswith((".idx", ".idx.gz")))
@@ -165,40 +141,4 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _from_array(arr: np.ndarray, size: int, channels: int, source: str) -> Examples:
-    if arr.ndim == 3:
-        arr = arr[..., None]
-    if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4) or arr.shape[0] == 0:
-        raise UserError(f"{source}: array of shape {arr.shape} is not images; expected "
-                        "(N, H, W) or (N, H, W, C) with C = 1, 3 or 4")
-    if arr.dtype == np.uint8:
-        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()
-    elif np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer):
-        x = torch.from_numpy(arr.astype(np.float32)).permute(0, 3, 1, 2)
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0 or hi > 255 or (np.issubdtype(arr.dtype, np.integer) and hi > 255):
-            raise UserError(f"{source}: values span [{lo:g}, {hi:g}]; store images as uint8 "
-                            "[0, 255] or float [0, 1]")
-        x = x * 255.0 if hi <= 1.0 and np.issubdtype(arr.dtype, np.floating) else x
-    else:
-        raise UserError(f"{source}: unsupported array dtype {arr.dtype}; use uint8 or float")
-    x = x[:, :3]
-    if channels == 1 and x.shape[1] == 3:
-        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    elif channels == 3 and x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    x = _fit_square(x, size)
-    return Examples(x.round().clamp(0, 255).to(torch.uint8).contiguous(), decode, source)
-
-
-def _fit_square(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
-    """Resize so the shorter side is ``size`` (anti-aliased), then center-crop to a square."""
-    h, w = x.shape[-2:]
-    if (h, w) == (size, size):
-        return x
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    parts = [F.interpolate(x[i:i + chunk], size=(nh, nw), mode="bilinear", antialias=True,
-                           align_corners=False) for i in range(0, x.shape[0], chunk)]
-    x = torch.cat(parts)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return x[..., top:top + size, left:left + size]
+    return Examples(pictures_from_array(arr, size, channels, source), decode, source)

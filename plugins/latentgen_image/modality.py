@@ -13,6 +13,7 @@ from torchvision.utils import make_grid
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
 from latentgen.nets import halving_widths
+from latentgen.pixels import doubling_plan
 
 from .datasets import decode, encode, native_size, open_images
 
@@ -21,17 +22,8 @@ DEFAULT_SIZE = 32
 
 
 def size_plan(size: int) -> tuple[int, int] | None:
-    """(base, doublings) with base * 2**doublings == size and base in 4..7, or None.
-
-    A 4..7 pixel base and x2 layers cover the usual sizes: 16, 28 (MNIST), 32, 48, 64, 96, 128.
-    """
-    if not MIN_SIZE <= size <= MAX_SIZE:
-        return None
-    for n_up in range(1, 8):
-        base, rem = divmod(size, 2 ** n_up)
-        if rem == 0 and 4 <= base <= 7:
-            return base, n_up
-    return None
+    """(base, doublings) with base * 2**doublings == size and base in 4..7, or None."""
+    return doubling_plan(size) if MIN_SIZE <= size <= MAX_SIZE else None
 
 
 @dataclass

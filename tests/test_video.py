@@ -1,0 +1,271 @@
+"""The video modality: loaders for every container, generator sizes, writers and every verb
+from the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from latentgen import UserError
+from latentgen.plugins import get_registry
+
+TINY_VIDEO = ["--modality", "video", "--frames", "8", "--image-size", "16", "--channels", "1",
+              "--latent-dim", "4", "--batch-size", "8", "--langevin-steps", "3", "--width", "4",
+              "--device", "cpu"]
+
+
+def _video(**values):
+    mod = get_registry().modality("video")
+    return mod, mod.make_options(values)
+
+
+def moving_square(frames: int, size: int, start: int, speed: int = 2,
+                  color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """uint8 (frames, size, size, 3): a bright square crossing a dark frame."""
+    out = np.zeros((frames, size, size, 3), np.uint8)
+    side = max(2, size // 4)
+    for t in range(frames):
+        x = (start + speed * t) % (size - side)
+        out[t, size // 3:size // 3 + side, x:x + side] = color
+    return out
+
+
+def flicker(frames: int, size: int, seed: int) -> np.ndarray:
+    """uint8 (frames, size, size, 3): horizontal bars blinking (another category)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((frames, size, size, 3), np.uint8)
+    for t in range(frames):
+        out[t, rng.integers(0, size, 3)] = 200
+    return out
+
+
+def write_container(path: Path, frames: np.ndarray, codec: str, fps: int = 10) -> None:
+    """Write uint8 (T, H, W, 3) with PyAV in the container of ``path``'s suffix."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=Fraction(fps))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        for arr in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def write_gif(path: Path, frames: np.ndarray) -> None:
+    images = [Image.fromarray(f).convert("L") for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+@pytest.fixture(scope="module")
+def clip_sets(tmp_path_factory) -> dict[str, Path]:
+    """Squares moving right: MP4 for training, GIF for testing; flicker as the negative set."""
+    root = tmp_path_factory.mktemp("video")
+    for name, count, seed in (("train", 24, 0), ("test", 6, 1)):
+        (root / name).mkdir()
+        rng = np.random.default_rng(seed)
+        for i in range(count):
+            clip = moving_square(8, 32, int(rng.integers(0, 24)), int(rng.integers(1, 4)))
+            if name == "train":
+                write_container(root / name / f"clip{i:02d}.mp4", clip, "libx264")
+            else:
+                write_gif(root / name / f"clip{i:02d}.gif", clip)
+    (root / "negative").mkdir()
+    for i in range(6):
+        write_gif(root / "negative" / f"flicker{i}.gif", flicker(8, 32, i))
+    return {k: root / k for k in ("train", "test", "negative")}
+
+
+# -- loaders -------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix, codec", [(".mp4", "libx264"), (".avi", "mpeg4"),
+                                           (".mov", "mjpeg"), (".webm", "libvpx"),
+                                           (".mkv", "libx264")])
+def test_each_container_is_read(tmp_path, suffix, codec):
+    write_container(tmp_path / f"clip{suffix}", moving_square(20, 48, 0), codec)
+    mod, opts = _video(frames=8, image_size=16, channels=3)
+    data = mod.open_dataset(str(tmp_path / f"clip{suffix}"), opts)
+    # 20 frames at hop 8: two clips, and the 4-frame tail (half a clip) completed
+    assert len(data) == 3 and data.example_shape == (3, 8, 16, 16)
+    clip = data.get(torch.tensor([0]))[0]
+    bright = [(f.mean(0) > 0).float().nonzero()[:, 1].float().mean().item() for f in
+              clip.unbind(1)]
+    assert bright[-1] > bright[0]  # the square moved right
+
+
+def test_gif_frame_folders_and_arrays(tmp_path):
+    clip = moving_square(8, 32, 0)
+    write_gif(tmp_path / "a.gif", clip)
+    frames = tmp_path / "frames" / "walk"
+    frames.mkdir(parents=True)
+    for t, f in enumerate(clip):
+        Image.fromarray(f).save(frames / f"{t:03d}.png")
+    np.save(tmp_path / "clips.npy", np.stack([clip, clip])[..., 0])  # (N, T, H, W)
+    mod, opts = _video(frames=8, image_size=16, channels=1)
+    gif = mod.open_dataset(str(tmp_path / "a.gif"), opts).get(torch.tensor([0]))
+    folder = mod.open_dataset(str(tmp_path / "frames"), opts)
+    arr = mod.open_dataset(str(tmp_path / "clips.npy"), opts)
+    assert len(folder) == 1 and len(arr) == 2
+    assert gif.shape == (1, 1, 8, 16, 16)
+    assert (folder.get(torch.tensor([0])) - gif).abs().max() < 0.05  # same frames, same resize
+    # arrays are resized with torch (antialiased bilinear), files with Pillow (Lanczos)
+    assert (arr.get(torch.tensor([0])) - gif).abs().mean() < 0.02
+    # a whole folder: the GIF, the frame folder and nothing else
+    both = mod.open_dataset(str(tmp_path), _video(frames=8, image_size=16, channels=1)[1])
+    assert len(both) == 2 and both.names[0].endswith("a.gif#0")
+
+
+def test_short_clips_hold_their_last_frame_and_stride_skips_frames(tmp_path):
+    write_gif(tmp_path / "short.gif", moving_square(5, 16, 0))
+    write_gif(tmp_path / "long.gif", moving_square(40, 16, 0))
+    mod, opts = _video(frames=8, image_size=16, channels=1)
+    short = mod.open_dataset(str(tmp_path / "short.gif"), opts).get(torch.tensor([0]))[0, 0]
+    assert all(torch.equal(short[4], short[t]) for t in range(5, 8))
+    # 40 frames: 5 clips at stride 1; 20 kept frames, 2 clips + a 4-frame tail at stride 2
+    assert len(mod.open_dataset(str(tmp_path / "long.gif"), opts)) == 5
+    _, strided = _video(frames=8, image_size=16, channels=1, frame_stride=2)
+    assert len(mod.open_dataset(str(tmp_path / "long.gif"), strided)) == 3
+
+
+def test_bad_sources_are_one_line_errors(tmp_path):
+    mod, opts = _video(frames=8, image_size=16, channels=1)
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 definitely not a video")
+    (tmp_path / "broken.gif").write_bytes(b"GIF89a garbage")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hello")
+    np.save(tmp_path / "flat.npy", np.zeros((3, 16, 16), np.uint8))
+    cases = {"broken.mp4": "cannot decode video", "broken.gif": "cannot decode GIF",
+             "empty": "holds no video files", "notes.txt": "unsupported file type",
+             "flat.npy": "is not videos", "missing": "does not exist"}
+    for name, message in cases.items():
+        with pytest.raises(UserError, match=message) as info:
+            mod.open_dataset(str(tmp_path / name), opts)
+        assert "\n" not in str(info.value) and name in str(info.value)
+
+
+# -- generator and writers -----------------------------------------------------------------
+@pytest.mark.parametrize("frames, size, base", [(16, 32, (4, 4, 4)), (60, 64, (15, 4, 4)),
+                                                 (15, 28, (15, 7, 7)), (8, 16, (4, 4, 4))])
+def test_generator_makes_clips_of_the_asked_size(frames, size, base):
+    mod, opts = _video(frames=frames, image_size=size, channels=1, width=4)
+    gen = mod.build_generator(4, opts)
+    assert gen.data_shape == (1, frames, size, size)
+    assert gen(torch.randn(2, 4)).shape == (2, 1, frames, size, size)
+    _, field_opts = _video(frames=frames, image_size=size, channels=1, width=4,
+                           latent_field=True)
+    assert mod.build_generator(4, field_opts).latent_shape == (4, *base)
+
+
+def test_a_longer_latent_field_gives_a_longer_clip():
+    mod, opts = _video(frames=16, image_size=32, latent_field=True, width=4)
+    gen = mod.build_generator(4, opts)
+    assert gen.latent_shape == (4, 4, 4, 4)
+    assert gen(torch.randn(1, 4, 8, 4, 4)).shape == (1, 3, 32, 32, 32)  # twice the frames
+
+
+def test_writers_make_playable_files_strips_and_grids(tmp_path):
+    mod, opts = _video(frames=8, image_size=16, channels=3, fps=10)
+    x = torch.from_numpy(np.stack([moving_square(8, 16, s) for s in (0, 4)])).permute(
+        0, 4, 1, 2, 3).float().div(127.5).sub(1)
+    for fmt in ("mp4", "gif"):
+        files = mod.save_examples(x, tmp_path / fmt, "clip", opts, fmt=fmt)
+        videos = [p for p in files if p.suffix == "." + fmt]
+        strips = [p for p in files if p.suffix == ".png"]
+        assert len(videos) == 2 and len(strips) == 2
+        assert Image.open(strips[0]).size == (8 * 16, 16)  # every frame side by side
+        grid = mod.save_grid(x.unsqueeze(0), tmp_path / fmt / "grid", opts, fmt=fmt)
+        assert sorted(p.suffix for p in grid) == sorted([".png", "." + fmt])
+    with av.open(str(tmp_path / "mp4" / "clip_00000.mp4")) as c:
+        stream = c.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.average_rate == 10
+        assert sum(1 for _ in c.decode(stream)) == 8
+    with Image.open(tmp_path / "gif" / "clip_00001.gif") as gif:
+        assert gif.n_frames == 8 and gif.info["duration"] == 100 and gif.info["loop"] == 0
+
+
+# -- the CLI -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def video_run(clip_sets, tmp_path_factory) -> Path:
+    from latentgen_cli.app import main
+
+    out = tmp_path_factory.mktemp("video-run") / "run"
+    try:
+        main(["train", "--data", str(clip_sets["train"]), "--out", str(out), "--epochs", "3",
+              *TINY_VIDEO])
+    except SystemExit as exc:
+        assert not exc.code
+    return out
+
+
+def test_synthesize_streams_clips_in_either_format(video_run, cli, tmp_path):
+    res = cli("synthesize", video_run, "--n", "11", "--batch-size", "4", "--format", "gif",
+              "--out", tmp_path / "g")
+    assert res.code == 0, res
+    gifs = sorted((tmp_path / "g").glob("sample_*.gif"))
+    assert len(gifs) == 11 and (tmp_path / "g" / "grid.gif").exists()
+    for p in gifs:
+        with Image.open(p) as gif:
+            assert gif.n_frames == 8 and gif.size == (16, 16)
+    res = cli("synthesize", video_run, "--n", "3", "--out", tmp_path / "m")
+    assert res.code == 0, res
+    assert len(list((tmp_path / "m").glob("sample_*.mp4"))) == 3
+    res = cli("synthesize", video_run, "--n", "3", "--format", "avi", "--out", tmp_path / "x")
+    assert res.code == 2 and "--format must be one of mp4, gif" in res.err
+    assert not (tmp_path / "x").exists()
+
+
+def test_reconstruct_interpolate_evaluate(video_run, clip_sets, cli, tmp_path):
+    res = cli("reconstruct", video_run, "--data", clip_sets["test"], "--n", "4", "--steps",
+              "20", "--out", tmp_path / "r")
+    assert res.code == 0, res
+    assert len(list((tmp_path / "r").glob("reconstruction_*.mp4"))) == 4
+    res = cli("interpolate", video_run, "--pairs", "1", "--steps", "4", "--format", "gif",
+              "--out", tmp_path / "i")
+    assert res.code == 0, res
+    assert len(list((tmp_path / "i").glob("pair00_step_*.gif"))) == 7  # 5 steps + 2 originals
+    res = cli("evaluate", video_run, "--test", clip_sets["test"], "--negative",
+              clip_sets["negative"], "--steps", "20", "--json")
+    assert res.code == 0, res
+    result = json.loads(res.out)
+    for name in ("train", "test", "negative"):
+        assert 0 <= result[name]["mse"] < 1 and name in result["pca"]
+    assert result["test"]["n"] == 6 and result["negative"]["n"] == 6
+
+
+def test_format_is_refused_where_a_modality_has_one(trained_run, cli, tmp_path):
+    res = cli("synthesize", trained_run, "--n", "2", "--format", "gif", "--out", tmp_path / "s")
+    assert res.code == 2 and "writes one format only" in res.err
+    assert not (tmp_path / "s").exists()
+
+
+def test_report_plays_the_videos(video_run, clip_sets, cli, tmp_path):
+    from tests.test_report import render_in_browser
+
+    out = tmp_path / "report.html"
+    res = cli("report", video_run, "--test", clip_sets["test"], "--steps", "10", "--out", out)
+    assert res.code == 0, res
+    page = out.read_text()
+    assert len(re.findall(r'<video [^>]*src="data:video/mp4;base64,', page)) >= 5
+    media = render_in_browser(out, tmp_path)
+    if media is None:
+        pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium)")
+    videos = [m for m in media if m["tag"] == "VIDEO"]
+    assert len(videos) >= 5
+    assert all(v["ready"] >= 2 and v["width"] > 0 for v in videos), videos
+    assert all(m["width"] > 0 for m in media if m["tag"] == "IMG")
+
+
+def test_bad_video_options_are_one_line_errors(cli, tmp_path):
+    for flag, value, message in (("--image-size", "30", "--image-size must be b * 2^k"),
+                                 ("--frames", "1", "--frames must be between"),
+                                 ("--frame-stride", "0", "--frame-stride must be at least 1")):
+        res = cli("train", "--modality", "video", flag, value, "--out", tmp_path / "x")
+        assert res.code == 2 and message in res.err, res
+        assert not (tmp_path / "x").exists()
