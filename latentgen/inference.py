@@ -66,14 +66,22 @@ def per_example_mse(model: "Model", device: torch.device, data: Examples, z: tor
                     where: str = "all") -> torch.Tensor:
     """Mean squared error per element of each example, on the modality's metric scale.
 
-    ``where`` picks the entries: "all", or with ``masks`` "observed" or "missing".
+    ``where`` picks the entries: "all", or with ``masks`` "observed" or "missing". The output
+    is clipped to the data range first, as the writers clip it: the error is that of what a
+    user gets (it matters only for generators with headroom beyond the range).
     """
     errs = []
     for index in torch.arange(len(data)).split(batch_size):
         y = data.get(index, device)
-        sq = (y - model.generator(z[index.to(z.device)])).pow(2)
+        sq = (y - _output(model, z[index.to(z.device)])).pow(2)
         errs.append(_masked_mean(sq, index, device, masks, where))
     return torch.cat(errs) * model.modality.metric_scale
+
+
+def _output(model: "Model", z: torch.Tensor) -> torch.Tensor:
+    """f(z) clipped to the modality's data range."""
+    lo, hi = model.modality.data_range
+    return model.generator(z).clamp(lo, hi)
 
 
 def _masked_mean(sq: torch.Tensor, index: torch.Tensor, device: torch.device,
@@ -95,7 +103,7 @@ def per_example_extras(model: "Model", device: torch.device, data: Examples, z: 
     parts: dict[str, list[torch.Tensor]] = {}
     for index in torch.arange(len(data)).split(batch_size):
         y = data.get(index, device)
-        x = model.generator(z[index.to(z.device)])
+        x = _output(model, z[index.to(z.device)])
         for name, v in model.modality.extra_metrics(y, x, model.options).items():
             parts.setdefault(name, []).append(v.cpu())
     return {name: torch.cat(v) for name, v in parts.items()}

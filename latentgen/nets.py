@@ -40,12 +40,20 @@ class UpsamplingGenerator(Generator):
         crop: the data size (per dimension) when it is smaller than what the layers make: the
             excess is trimmed from the end of each dimension (a larger field latent still gives
             a proportionally larger output, less the same excess).
+        headroom: the output is ``headroom * tanh(...)``. With 1.0, data at exactly -1 or 1
+            (black or white pixels) is reached only as the pre-activation goes to infinity, and
+            Adam, whose steps do not shrink with the gradient, drives it there: on mostly-black
+            data the whole output saturates, its gradient vanishes and the generator stops
+            depending on Z. A little headroom (1.1) puts the extremes at a finite
+            pre-activation (atanh(1 / 1.1) = 1.5), where the error gradient is zero and stays
+            balanced. Outputs then lie in [-headroom, headroom]; writers clip to the data range.
     """
 
     def __init__(self, dims: int, latent_dim: int, out_channels: int,
                  base: int | Sequence[int], strides: Sequence[int | Sequence[int]],
                  widths: Sequence[int], latent_field: int | Sequence[int] | None = None,
-                 slope: float = 0.2, crop: int | Sequence[int] | None = None) -> None:
+                 slope: float = 0.2, crop: int | Sequence[int] | None = None,
+                 headroom: float = 1.0) -> None:
         super().__init__()
         if len(widths) != len(strides):
             raise ValueError("need one width per upsampling layer")
@@ -77,6 +85,7 @@ class UpsamplingGenerator(Generator):
         layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
         self.dims = dims
+        self.headroom = float(headroom)
         self.vector_latent = latent_field is None
         self._init_weights(slope)
         target = _tuple(crop, dims) if crop is not None else size
@@ -114,6 +123,8 @@ class UpsamplingGenerator(Generator):
         if self.vector_latent:
             z = z.reshape(*z.shape[:2], *([1] * self.dims))
         x = self.net(z)
+        if self.headroom != 1.0:
+            x = x * self.headroom
         if any(self.excess):
             x = x[(..., *(slice(0, n - e) for n, e in zip(x.shape[2:], self.excess)))]
         return x

@@ -28,6 +28,7 @@ from .strips import frame_strip, frames_last, tile
 MIN_SIZE, MAX_SIZE = 8, 256
 MAX_FRAMES = 512
 MIN_BASE_FRAMES = 4
+HEADROOM = 1.1  # see UpsamplingGenerator: black backgrounds otherwise saturate the output
 GRID_FRAMES = 8  # frames per cell in a grid's still picture
 
 
@@ -102,7 +103,8 @@ class VideoModality(Modality):
         widths = halving_widths(opts.width, len(strides))
         return UpsamplingGenerator(dims=3, latent_dim=latent_dim, out_channels=opts.channels,
                                    base=base, strides=strides, widths=widths,
-                                   latent_field=base if opts.latent_field else None)
+                                   latent_field=base if opts.latent_field else None,
+                                   headroom=HEADROOM)
 
     def open_dataset(self, source: str | None, opts: VideoOptions) -> Examples:
         return open_videos(source, opts.frames, opts.image_size, opts.channels,
@@ -136,8 +138,7 @@ class VideoModality(Modality):
         path.parent.mkdir(parents=True, exist_ok=True)
         png, video = path.with_suffix(".png"), path.with_suffix("." + fmt)
         _picture(tile(strips, enlarge)).save(png)
-        moving = tile(np.moveaxis(cells, 2, 0).transpose(1, 2, 0, 3, 4, 5), enlarge)
-        _write_video(moving, video, fmt, opts.fps)
+        _write_video(tile(cells, enlarge), video, fmt, opts.fps)  # (T, H', W', ch): frames
         return [png, video]
 
     def read_examples(self, paths: list[Path], opts: VideoOptions) -> torch.Tensor:
