@@ -34,7 +34,7 @@ class CurveTracker:
         self.pca: dict[str, float] = {}
         if held_out:
             k = math.prod(model.generator.latent_shape)
-            pca = fit_pca(train, k, device)
+            pca = fit_pca(train, k, device, clip=model.modality.data_range)
             scale = model.modality.metric_scale
             for name, data in {"train": train, **held_out}.items():
                 self.pca[name] = float(pca.per_example_mse(data, device, scale).mean())

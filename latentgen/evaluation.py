@@ -29,13 +29,16 @@ class PCA:
     mean: Tensor        # (D,)
     components: Tensor  # (k, D), orthonormal rows
     exact: bool
+    #: range reconstructions are clipped to (the data range, as for the generator's output)
+    clip: tuple[float, float] | None = None
 
     @torch.no_grad()
     def reconstruct(self, y: Tensor) -> Tensor:
         """Projections of the examples ``y`` (N, *shape) onto the components, same shape."""
         mean, comp = self.mean.to(y.device), self.components.to(y.device)
         x = y.flatten(1).double() - mean
-        return ((x @ comp.T) @ comp + mean).float().view_as(y)
+        out = ((x @ comp.T) @ comp + mean).float().view_as(y)
+        return out.clamp(*self.clip) if self.clip else out
 
     @torch.no_grad()
     def per_example_mse(self, data: Examples, device: torch.device, scale: float = 1.0,
@@ -44,14 +47,17 @@ class PCA:
         mean, comp = self.mean.to(device), self.components.to(device)
         errs = []
         for index in torch.arange(len(data)).split(batch_size):
-            x = data.get(index, device).flatten(1).double() - mean
-            r = x - (x @ comp.T) @ comp
-            errs.append(r.pow(2).mean(1).float().cpu())
+            y = data.get(index, device).flatten(1).double()
+            x = (y - mean) @ comp.T @ comp + mean
+            if self.clip:
+                x = x.clamp(*self.clip)
+            errs.append((y - x).pow(2).mean(1).float().cpu())
         return torch.cat(errs) * scale
 
 
 @torch.no_grad()
-def fit_pca(data: Examples, k: int, device: torch.device, batch_size: int = 512) -> PCA:
+def fit_pca(data: Examples, k: int, device: torch.device, batch_size: int = 512,
+            clip: tuple[float, float] | None = None) -> PCA:
     """Top-``k`` principal components of ``data`` (float64 on ``device``)."""
     n = len(data)
     index = torch.arange(n)
@@ -68,7 +74,8 @@ def fit_pca(data: Examples, k: int, device: torch.device, batch_size: int = 512)
             x = data.get(part, device).flatten(1).double() - mean
             cov += x.T @ x
         _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
-        return PCA(mean.cpu(), vecs[:, -k:].flip(1).T.contiguous().cpu(), exact=True)
+        return PCA(mean.cpu(), vecs[:, -k:].flip(1).T.contiguous().cpu(), exact=True,
+                   clip=clip)
     # Fewer examples than entries, or long examples (sound, video): the N x N Gram matrix
     # gives the same components more cheaply (of a fixed subsample when N is large).
     exact = n <= GRAM_PCA_MAX_EXAMPLES
@@ -80,7 +87,7 @@ def fit_pca(data: Examples, k: int, device: torch.device, batch_size: int = 512)
     vals, u = torch.linalg.eigh(x @ x.T)
     vals, u = vals[-k:].flip(0), u[:, -k:].flip(1)
     comp = (x.T @ u) / vals.clamp_min(1e-12).sqrt()
-    return PCA(mean.cpu(), comp.T.contiguous().cpu(), exact=exact)
+    return PCA(mean.cpu(), comp.T.contiguous().cpu(), exact=exact, clip=clip)
 
 
 @torch.no_grad()

@@ -122,7 +122,7 @@ class Modality(ABC):
         if not self.formats:
             raise UserError(f"--format {fmt}: modality '{self.name}' writes one format only; "
                             "leave --format out")
-        if fmt not in self.formats:
+        if fmt.lower() not in self.formats:
             raise UserError(f"--format must be one of {', '.join(self.formats)} for modality "
                             f"'{self.name}', got '{fmt}'")
 
@@ -133,7 +133,7 @@ class Modality(ABC):
         self.check_format(fmt)
         if self.formats:
             return self.write_examples(x, out_dir, prefix, opts, start=start,
-                                       fmt=fmt or self.formats[0])
+                                       fmt=(fmt or self.formats[0]).lower())
         return self.write_examples(x, out_dir, prefix, opts, start=start)
 
     def save_grid(self, table: Tensor, path: Path, opts: Any, fmt: str | None = None
@@ -141,7 +141,7 @@ class Modality(ABC):
         """What the core calls: ``write_grid``, with ``fmt`` as in ``save_examples``."""
         self.check_format(fmt)
         if self.formats:
-            return self.write_grid(table, path, opts, fmt=fmt or self.formats[0])
+            return self.write_grid(table, path, opts, fmt=(fmt or self.formats[0]).lower())
         return self.write_grid(table, path, opts)
 
     @abstractmethod

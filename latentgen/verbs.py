@@ -213,7 +213,9 @@ def evaluate(trained: TrainedRun, sets: dict[str, str | None], steps: int = DEFA
             name, (data, _) = next(iter(opened.items()))
             parsed.check(len(data), "the training data" if name == "train" else f"--{name}")
         opened = {name: v for name, v in opened.items() if name in masks}
-    pca = fit_pca(train, math.prod(model.generator.latent_shape), dev)
+    # clipped to the data range, as the generator's reconstructions are
+    pca = fit_pca(train, math.prod(model.generator.latent_shape), dev,
+                  clip=model.modality.data_range)
     result: dict[str, Any] = {}
     for name, (data, banked) in opened.items():
         m = masks.get(name)

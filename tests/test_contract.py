@@ -51,6 +51,8 @@ def test_default_data_matches_generator(modality):
 
 @pytest.mark.parametrize("fmt", [None, "each"])
 def test_writer_round_trip(modality, fmt, tmp_path):
+    if fmt == "each" and not modality.formats:
+        pytest.skip(f"{modality.name} writes one format; the default case covers it")
     opts = modality.make_options()
     data = modality.open_dataset(None, opts)
     x = data.get(torch.arange(3))

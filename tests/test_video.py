@@ -87,7 +87,7 @@ def clip_sets(tmp_path_factory) -> dict[str, Path]:
 # -- loaders -------------------------------------------------------------------------------
 @pytest.mark.parametrize("suffix, codec", [(".mp4", "libx264"), (".avi", "mpeg4"),
                                            (".mov", "mjpeg"), (".webm", "libvpx"),
-                                           (".mkv", "libx264")])
+                                           (".mkv", "libx264"), (".m4v", "libx264")])
 def test_each_container_is_read(tmp_path, suffix, codec):
     write_container(tmp_path / f"clip{suffix}", moving_square(20, 48, 0), codec)
     mod, opts = _video(frames=8, image_size=16, channels=3)
@@ -122,6 +122,36 @@ def test_gif_frame_folders_and_arrays(tmp_path):
     assert len(both) == 2 and both.names[0].endswith("a.gif#0")
 
 
+def test_frames_in_natural_order_and_stills_beside_videos_are_not_frames(tmp_path):
+    clip = moving_square(12, 16, 0, speed=1)  # x = 0..11, no wrap-around
+    frames = tmp_path / "data" / "walk"
+    frames.mkdir(parents=True)
+    for t, f in enumerate(clip):  # unpadded numbers: 0.png 1.png ... 10.png 11.png
+        Image.fromarray(f).save(frames / f"{t}.png")
+    mod, opts = _video(frames=12, image_size=16, channels=1)
+    got = mod.open_dataset(str(frames), opts).get(torch.tensor([0]))[0, 0]
+    centre = [float((f > 0).float().nonzero()[:, 1].float().mean()) for f in got]
+    assert centre == sorted(centre)  # 2.png before 10.png: the square keeps moving right
+    # a folder of videos with their strip pictures beside them: the pictures are not a video
+    write_gif(tmp_path / "data" / "a.gif", clip)
+    Image.fromarray(clip[0]).save(tmp_path / "data" / "a.png")
+    assert len(mod.open_dataset(str(tmp_path / "data"), opts)) == 2  # a.gif and walk/
+
+
+def test_gif_frames_merged_by_the_encoder_are_repeated_back(tmp_path):
+    mod, opts = _video(frames=8, image_size=16, channels=1)
+    clip = moving_square(8, 16, 0)
+    clip[4:] = clip[4]  # the last four frames alike: Pillow stores one frame, 4x as long
+    write_gif(tmp_path / "held.gif", clip)
+    with Image.open(tmp_path / "held.gif") as gif:
+        assert gif.n_frames == 5
+    data = mod.open_dataset(str(tmp_path / "held.gif"), opts)
+    assert len(data) == 1 and data.example_shape == (1, 8, 16, 16)
+    x = data.get(torch.tensor([0]))
+    files = mod.save_examples(x, tmp_path / "out", "clip", opts, fmt="GIF")  # any case
+    assert mod.read_examples(files, opts).shape == x.shape
+
+
 def test_short_clips_hold_their_last_frame_and_stride_skips_frames(tmp_path):
     write_gif(tmp_path / "short.gif", moving_square(5, 16, 0))
     write_gif(tmp_path / "long.gif", moving_square(40, 16, 0))
@@ -141,9 +171,11 @@ def test_bad_sources_are_one_line_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("hello")
     np.save(tmp_path / "flat.npy", np.zeros((3, 16, 16), np.uint8))
+    np.save(tmp_path / "two_channels.npy", np.zeros((2, 8, 16, 16, 2), np.uint8))
     cases = {"broken.mp4": "cannot decode video", "broken.gif": "cannot decode GIF",
              "empty": "holds no video files", "notes.txt": "unsupported file type",
-             "flat.npy": "is not videos", "missing": "does not exist"}
+             "flat.npy": "is not videos", "two_channels.npy": r"shape \(2, 8, 16, 16, 2\)",
+             "missing": "does not exist"}
     for name, message in cases.items():
         with pytest.raises(UserError, match=message) as info:
             mod.open_dataset(str(tmp_path / name), opts)

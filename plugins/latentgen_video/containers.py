@@ -7,6 +7,7 @@ full resolution: the dataset code shrinks each frame as it arrives.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -18,6 +19,7 @@ from latentgen import UserError
 CONTAINER_SUFFIXES = {".mp4", ".m4v", ".avi", ".mov", ".webm", ".mkv"}
 GIF_SUFFIXES = {".gif"}
 VIDEO_SUFFIXES = CONTAINER_SUFFIXES | GIF_SUFFIXES
+MAX_REPEAT = 100
 
 
 def read_frames(path: Path) -> Iterator[Image.Image]:
@@ -38,8 +40,9 @@ def _container_frames(path: Path) -> Iterator[Image.Image]:
                 raise UserError(f"{path} holds no video stream; give a video file")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            sar = stream.codec_context.sample_aspect_ratio
             for frame in container.decode(stream):
-                yield frame.to_image()
+                yield _upright(frame.to_image(), getattr(frame, "rotation", 0), sar)
     except UserError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -47,11 +50,31 @@ def _container_frames(path: Path) -> Iterator[Image.Image]:
                         "file") from None
 
 
+def _upright(img: Image.Image, rotation: int, sar: Fraction | None) -> Image.Image:
+    """A decoded frame as it is meant to be seen: the stream's rotation undone (phone videos)
+    and non-square pixels (anamorphic video) stretched to square ones."""
+    if rotation % 360:
+        # PyAV reports the counter-clockwise angle a display applies
+        img = img.rotate(rotation % 360, expand=True)
+    if sar and sar.numerator and sar != 1:
+        img = img.resize((max(1, round(img.width * sar)), img.height), Image.BILINEAR)
+    return img
+
+
 def _gif_frames(path: Path) -> Iterator[Image.Image]:
+    """Frames at a constant rate: a GIF shows each frame for its own delay, and encoders merge
+    repeated frames into one longer one, so each frame is repeated by its delay in units of
+    the shortest delay (at most MAX_REPEAT times)."""
     try:
         with Image.open(path) as img:
-            for frame in ImageSequence.Iterator(img):
-                yield frame.convert("RGB")
+            delays = [max(0, int(f.info.get("duration", 0) or 0))
+                      for f in ImageSequence.Iterator(img)]
+            base = min((d for d in delays if d > 0), default=0)
+            for frame, delay in zip(ImageSequence.Iterator(img), delays):
+                repeat = min(MAX_REPEAT, max(1, round(delay / base))) if base else 1
+                rgb = frame.convert("RGB")
+                for _ in range(repeat):
+                    yield rgb
     except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
         raise UserError(f"cannot decode GIF {path} ({exc}); remove or replace the file") from None
 
@@ -62,7 +85,6 @@ def write_mp4(frames: np.ndarray, path: Path, fps: float, crf: int = 17) -> None
     H.264 in yuv420p needs even sides; odd ones are padded by repeating the last row/column.
     """
     import av
-    from fractions import Fraction
 
     if frames.ndim == 3:
         frames = np.repeat(frames[..., None], 3, axis=-1)
@@ -83,7 +105,11 @@ def write_mp4(frames: np.ndarray, path: Path, fps: float, crf: int = 17) -> None
 
 def write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
     """uint8 frames (T, H, W, 3) or (T, H, W) -> looping animated GIF (grayscale exactly;
-    colour through a palette of 256 shared by all frames)."""
+    colour through a palette of 256 shared by all frames).
+
+    GIF delays are whole hundredths of a second, so the rate is rounded to one (8 fps plays at
+    8.3). Pillow merges repeated frames into one with a longer delay; ``read_frames`` repeats
+    them back."""
     if frames.ndim == 4 and frames.shape[-1] == 1:
         frames = frames[..., 0]
     if frames.ndim == 3:

@@ -10,12 +10,15 @@ Every source becomes clips of ``frames`` frames of ``size`` x ``size`` pixels:
     one clip, or a last piece at least half a clip long, is completed by holding its last
     frame; a shorter last piece is dropped.
 A folder is searched recursively: each video file (MP4, M4V, AVI, MOV, WebM, MKV, GIF) is one
-video, and each folder that directly holds pictures (PNG, JPEG, BMP, WebP; taken in name
-order) is one video of those frames. Clips are stored as uint8 (N, C, T, H, W).
+video, and each folder that directly holds pictures (PNG, JPEG, BMP, WebP) but no video files
+is one video of those frames, taken in natural name order (2.png before 10.png). Frames are
+taken in decoding order: a variable-frame-rate file is not resampled to a constant rate (a
+GIF's frame delays are honoured). Clips are stored as uint8 (N, C, T, H, W).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -39,13 +42,15 @@ decode = decode_uint8
 
 def open_videos(source: str | None, frames: int, size: int, channels: int,
                 stride: int = 1) -> Examples:
+    """Clips from ``source`` (see the module docstring). The embedded clips are made at the
+    asked frame count; ``stride`` applies to the other sources."""
     if source is None or source in BUILTIN:
         arr = bouncing_balls(frames=frames, size=size, channels=channels)
         return Examples(torch.from_numpy(arr), decode, "builtin:balls")
     path = Path(source)
     if not path.exists():
-        raise UserError(f"{source} does not exist; give a folder of videos (MP4, AVI, MOV, "
-                        "WebM, GIF) or of frame folders, one video file, or a .npy/.npz array "
+        raise UserError(f"{source} does not exist; give a folder of videos (MP4, M4V, AVI, "
+                        "MOV, WebM, MKV, GIF) or of frame folders, one video file, or a .npy/.npz array "
                         "(training without --data uses the embedded bouncing balls)")
     suffix = path.suffix.lower()
     if path.is_file() and suffix in ARRAY_SUFFIXES:
@@ -56,8 +61,8 @@ def open_videos(source: str | None, frames: int, size: int, channels: int,
                         "folders, or a .npy/.npz array (N, T, H, W[, C])")
     videos = [path] if path.is_file() else _videos_in(path)
     if not videos:
-        raise UserError(f"{source} holds no video files (MP4, AVI, MOV, WebM, GIF) and no "
-                        "folders of frames; point it at a folder that does")
+        raise UserError(f"{source} holds no video files (MP4, M4V, AVI, MOV, WebM, MKV, GIF) "
+                        "and no folders of frames; point it at a folder that does")
     mode = "L" if channels == 1 else "RGB"
     clips: list[np.ndarray] = []
     names: list[str] = []
@@ -67,8 +72,6 @@ def open_videos(source: str | None, frames: int, size: int, channels: int,
         pieces = cut_clips(seq, frames, pad="last")
         clips += pieces
         names += [f"{video}#{k}" for k in range(len(pieces))]
-    if not clips:
-        raise UserError(f"{source}: the videos hold no frames")
     arr = np.stack(clips)  # (N, T, S, S) or (N, T, S, S, 3)
     arr = arr[:, None] if channels == 1 else arr.transpose(0, 4, 1, 2, 3)
     return Examples(torch.from_numpy(np.ascontiguousarray(arr)), decode, str(path), names=names)
@@ -76,18 +79,26 @@ def open_videos(source: str | None, frames: int, size: int, channels: int,
 
 def _videos_in(folder: Path) -> list[Path]:
     files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+    # pictures beside video files are stills that go with them (e.g. frame strips), not frames
+    with_videos = {p.parent for p in files}
     frame_dirs = {p.parent for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES}
+                  if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES} - with_videos
     return sorted(files + list(frame_dirs))
 
 
+def _natural_key(path: Path) -> list:
+    """'frame2.png' before 'frame10.png': digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part.lower()
+            for part in re.split(r"(\d+)", path.name)]
+
+
 def _frame_files(folder: Path) -> Iterable[Image.Image]:
-    for f in sorted(p for p in folder.iterdir()
-                    if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES):
+    for f in sorted((p for p in folder.iterdir()
+                     if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES), key=_natural_key):
         try:
             with Image.open(f) as img:
                 img.load()
-                yield img.convert("RGB")
+                yield ImageOps.exif_transpose(img).convert("RGB")
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise UserError(f"cannot read frame {f} ({exc}); remove or replace the "
                             "file") from None
@@ -107,9 +118,10 @@ def _from_array(path: Path, frames: int, size: int, channels: int, stride: int) 
     """(N, T, H, W) or (N, T, H, W, C), uint8 or float in [0, 1]; each row is a video, cut
     into clips like a file."""
     arr = read_array(path, keys=("videos", "clips", "x", "data", "arr_0"))
-    if arr.ndim not in (4, 5) or arr.shape[0] == 0 or arr.shape[1] == 0:
+    if (arr.ndim not in (4, 5) or arr.shape[0] == 0 or arr.shape[1] == 0
+            or (arr.ndim == 5 and arr.shape[-1] not in (1, 3, 4))):
         raise UserError(f"{path}: array of shape {arr.shape} is not videos; expected "
-                        "(N, T, H, W) or (N, T, H, W, C)")
+                        "(N, T, H, W) or (N, T, H, W, C) with C = 1, 3 or 4")
     arr = arr[:, ::stride]
     n, t = arr.shape[:2]
     pics = pictures_from_array(arr.reshape(n * t, *arr.shape[2:]), size, channels, str(path),

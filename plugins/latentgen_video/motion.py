@@ -24,13 +24,14 @@ def bouncing_balls(n: int = DEFAULT_CLIPS, frames: int = 16, size: int = 32,
     coords = (np.arange(size) + 0.5) / size
     yy, xx = np.meshgrid(coords, coords, indexing="ij")
     t = np.linspace(0.0, 1.0, frames)
-    out = np.empty((n, 3, frames, size, size), dtype=np.float32)
-    for i in range(n):
-        out[i] = _clip(rng, t, yy, xx)
-    if channels == 1:
-        out = (out * np.array([0.299, 0.587, 0.114], np.float32).reshape(1, 3, 1, 1, 1)
-               ).sum(1, keepdims=True)
-    return (out.clip(0, 1) * 255).round().astype(np.uint8)
+    luma = np.array([0.299, 0.587, 0.114], np.float32).reshape(3, 1, 1, 1)
+    out = np.empty((n, channels, frames, size, size), dtype=np.uint8)
+    for i in range(n):  # one clip at a time in float: memory stays at the uint8 result
+        clip = _clip(rng, t, yy, xx)
+        if channels == 1:
+            clip = (clip * luma).sum(0, keepdims=True)
+        out[i] = (clip.clip(0, 1) * 255).round()
+    return out
 
 
 def _clip(rng: np.random.Generator, t: np.ndarray, yy: np.ndarray, xx: np.ndarray
