@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .performance import PRECISIONS
 
 
 @dataclass
@@ -40,6 +41,10 @@ class TrainConfig:
     reinit_chains: bool = False
     seed: int = 0
     device: str = "auto"
+    #: "fp32", or "bf16": the generator's passes autocast to bfloat16 (changes numerics)
+    precision: str = "fp32"
+    #: torch.compile the generator (CUDA graphs on CUDA); checkpoints are unchanged
+    compile: bool = False
     #: write a fixed-noise sample grid every this many epochs (and after the last)
     sample_every: int = 5
     #: keep checkpoints/epoch_NNNN.pt every this many epochs (0: only last.pt)
@@ -73,6 +78,9 @@ class TrainConfig:
             raise UserError(f"--beta1 must be in [0, 1), got {self.beta1}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise UserError(f"--device must be auto, cpu or cuda, got '{self.device}'")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision must be {' or '.join(PRECISIONS)}, got "
+                            f"'{self.precision}'")
         if self.eval_every < 1 or self.eval_steps < 0:
             raise UserError(f"--eval-every must be at least 1 and --eval-steps 0 or more, got "
                             f"{self.eval_every} and {self.eval_steps}")

@@ -24,6 +24,7 @@ from .bank import LatentBank
 from .data import Examples
 from .masks import Masks
 from .observation import GaussianObservation
+from .performance import autocast, compiled, prepare_generator
 from .priors import Prior
 from .samplers import Sampler
 from .seeding import derived_generator
@@ -58,8 +59,10 @@ class ABPEngine:
                  observation: GaussianObservation, bank: LatentBank, *, langevin_steps: int,
                  batch_size: int, lr: float, beta1: float = 0.5, seed: int = 0,
                  reinit_chains: bool = False, device: torch.device | str = "cpu",
-                 masks: Masks | None = None) -> None:
-        self.generator = generator
+                 masks: Masks | None = None, precision: str = "fp32",
+                 compile: bool = False) -> None:
+        #: the module whose weights are learned and saved (state-dict keys never change)
+        self.generator = prepare_generator(generator)
         self.prior = prior
         self.sampler = sampler
         self.observation = observation
@@ -71,7 +74,12 @@ class ABPEngine:
         self.device = torch.device(device)
         #: observed-entry masks of the training examples (learning from incomplete data)
         self.masks = masks
-        self.optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999))
+        self.precision = precision
+        #: what runs the forward passes: the generator, or its compiled form
+        self.net = compiled(self.generator, self.device) if compile else self.generator
+        # foreach: one fused kernel per parameter group instead of one per tensor
+        self.optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999),
+                                          foreach=True)
         self.step = 0
 
     def batches(self, n: int, epoch: int) -> list[Tensor]:
@@ -88,19 +96,21 @@ class ABPEngine:
         else:
             z0 = self.bank.read(index).to(self.device)
         self.generator.train()
-        z = self.sampler.infer(z0, y, self.generator, self.observation, self.prior,
-                               self.langevin_steps, mask=mask, rng=rng)
+        with autocast(self.device, self.precision):
+            z = self.sampler.infer(z0, y, self.net, self.observation, self.prior,
+                                   self.langevin_steps, mask=mask, rng=rng)
         self.bank.write(index, z)
 
         self.optimizer.zero_grad(set_to_none=True)
-        x = self.generator(z)
-        energy = self.observation.energy(y, x, mask)
+        with autocast(self.device, self.precision):
+            x = self.net(z)
+        energy = self.observation.energy(y, x.float(), mask)
         loss = energy.mean()
         loss.backward()
         self.optimizer.step()
         self.step += 1
         with torch.no_grad():
-            sq = (y - x).pow(2)
+            sq = (y - x.float()).pow(2)
             mse = (sq * mask).sum() / mask.expand_as(sq).sum() if mask is not None else sq.mean()
         return loss.item(), mse.item()
 

@@ -20,6 +20,7 @@ from .masks import parse_masks
 from .model import Model, resolve_device
 from .nets import generate
 from .rundir import RunDir
+from .performance import place_storage
 from .seeding import derived_generator, rng_state, set_rng_state
 
 GRID_SIDE = 8
@@ -45,9 +46,9 @@ def with_modality_defaults(values: dict[str, Any]) -> dict[str, Any]:
     return {**get_registry().modality(name).train_defaults, **values}
 
 
-def resume_config(out: Path, epochs: int | None = None, device: str | None = None
-                  ) -> TrainConfig:
-    """The stored config of the run in ``out``; only epochs and device may change."""
+def resume_config(out: Path, epochs: int | None = None, device: str | None = None,
+                  compile: bool | None = None) -> TrainConfig:
+    """The stored config of the run in ``out``; only epochs, device and compile may change."""
     run = RunDir(out)
     if not run.last_checkpoint.exists():
         raise UserError(f"--resume: {out} holds no checkpoints/last.pt; give the --out folder "
@@ -61,6 +62,8 @@ def resume_config(out: Path, epochs: int | None = None, device: str | None = Non
         config.epochs = epochs
     if device is not None:
         config.device = device
+    if compile is not None:
+        config.compile = compile
     return config
 
 
@@ -90,6 +93,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
     config.modality_options = dataclasses.asdict(model.options)  # record resolved defaults
     device = resolve_device(config.device)
     data = model.open_data(config.data)
+    data.storage = place_storage(data.storage, device)
     held_out = {name: model.open_data(source, f"--{name}-data") for name, source in
                 (("test", config.test_data), ("negative", config.negative_data)) if source}
     masks = None
@@ -104,7 +108,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
     engine = ABPEngine(generator, model.prior, model.sampler(), model.observation, bank,
                        langevin_steps=config.langevin_steps, batch_size=config.batch_size,
                        lr=config.lr, beta1=config.beta1, seed=config.seed,
-                       reinit_chains=config.reinit_chains, device=device, masks=masks)
+                       reinit_chains=config.reinit_chains, device=device, masks=masks,
+                       precision=config.precision, compile=config.compile)
     tracker = CurveTracker(model, device, data, held_out, config.eval_steps, masks)
     rows: list[dict[str, Any]] = []
     start_epoch = 0

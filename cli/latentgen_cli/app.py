@@ -70,6 +70,14 @@ def train(
     seed: Optional[int] = typer.Option(None, help="Random seed (default: 0)."),
     device: Optional[str] = typer.Option(None, help="auto (CUDA when present), cpu or cuda "
                                          "(default: auto)."),
+    precision: Optional[str] = typer.Option(None, help="fp32, or bf16: the generator's passes "
+                                            "run in bfloat16 autocast (faster on GPUs; changes "
+                                            "numerics) (default: fp32).",
+                                            rich_help_panel=_TRAIN_PANEL),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                           help="torch.compile the generator (CUDA graphs on "
+                                           "CUDA); may be changed on --resume (default: off).",
+                                           rich_help_panel=_TRAIN_PANEL, show_default=False),
     sample_every: Optional[int] = typer.Option(None, help="Write a sample grid every N epochs "
                                                "(default: 5)."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Keep a checkpoint every N epochs, "
@@ -106,12 +114,12 @@ def train(
     if resume:
         if out is None:
             raise UserError("--resume needs --out, the run directory to continue")
-        changed = sorted(set(given) - {"epochs", "device"}) + sorted(mod_opts)
+        changed = sorted(set(given) - {"epochs", "device", "compile"}) + sorted(mod_opts)
         if changed or config is not None:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed) or "--config"
             raise UserError(f"--resume continues the stored configuration; {flags} cannot "
-                            "change (only --epochs and --device can)")
-        cfg = resume_config(out, epochs=epochs, device=device)
+                            "change (only --epochs, --device and --compile can)")
+        cfg = resume_config(out, epochs=epochs, device=device, compile=compile)
     else:
         values: dict[str, Any] = {}
         if config is not None:
@@ -329,6 +337,52 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
                           soft_wrap=True)
 
 
+def bench(
+    ctx: typer.Context,
+    modality: str = typer.Option("image", help="Modality whose default generator is measured."),
+    latent_dim: int = typer.Option(16, help="d, latent factors per example."),
+    batch_size: int = typer.Option(64, help="Examples per ABP iteration."),
+    langevin_steps: int = typer.Option(10, help="L, Langevin steps per iteration."),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
+    precision: str = typer.Option("fp32", help="fp32 or bf16 (autocast of the generator's "
+                                  "passes; the peak is measured in the same precision)."),
+    compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the "
+                                 "generator (CUDA graphs on CUDA)."),
+    repeats: int = typer.Option(5, help="Timed repetitions of each measurement (each runs "
+                                "for at least 0.5 s in all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Measure ABP iterations of a modality's default generator on random data: examples/s,
+    Langevin steps/s, achieved FLOP/s against a matrix-multiply peak measured in the same run,
+    and the engine's time against a plain reference loop."""
+    from latentgen.bench import run_bench
+
+    result = run_bench(modality, given_modality_options(ctx.params), latent_dim=latent_dim,
+                       batch_size=batch_size, langevin_steps=langevin_steps, device=device,
+                       precision=precision, compile=compile, repeats=repeats)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"latentgen bench — {result['modality']} "
+                        f"{'x'.join(map(str, result['data_shape']))}, batch "
+                        f"{result['batch_size']}, L = {result['langevin_steps']}, "
+                        f"{result['device_name']}, {result['precision']}, "
+                        f"{result['threads']} threads, torch {result['torch']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [("examples/s (whole ABP iterations)", f"{result['examples_per_s']:.1f}"),
+            ("Langevin steps/s", f"{result['langevin_steps_per_s']:.2f}"),
+            ("Langevin phase", f"{result['langevin_flops_per_s'] / 1e9:.1f} GFLOP/s"),
+            ("learning step", f"{result['learning_flops_per_s'] / 1e9:.1f} GFLOP/s"),
+            ("matmul peak", f"{result['peak_flops'] / 1e9:.1f} GFLOP/s"),
+            ("Langevin fraction of peak", f"{result['langevin_fraction_of_peak']:.3f}"),
+            ("MFU (whole iteration)", f"{result['mfu']:.3f}"),
+            ("engine / plain loop time", f"{result['reference_ratio']:.3f}")]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
 def _finite_or_null(value: Any) -> Any:
     """JSON has no NaN: a measure that is not a number (e.g. no missing entries) becomes null."""
     if isinstance(value, float):
@@ -340,13 +394,18 @@ def _finite_or_null(value: Any) -> Any:
 
 def build_command() -> Any:
     """The click command; `train` is added here because its options depend on the plugins."""
-    app.registered_commands[:] = [c for c in app.registered_commands if c.name != "train"]
+    app.registered_commands[:] = [c for c in app.registered_commands
+                                  if c.name not in ("train", "bench")]
     app.command("train")(with_modality_options(train))
     app.registered_commands.insert(0, app.registered_commands.pop())
+    app.command("bench")(with_modality_options(bench, panel_defaults=False))
     return typer.main.get_command(app)
 
 
 def main(argv: list[str] | None = None) -> None:
+    from latentgen.performance import tune_host_allocator
+
+    tune_host_allocator()
     try:
         build_command().main(args=argv, prog_name="latentgen")
     except UserError as exc:

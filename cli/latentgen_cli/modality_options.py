@@ -22,16 +22,19 @@ PREFIX = "modopt__"
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def with_modality_options(func: Callable[..., Any]) -> Callable[..., Any]:
+def with_modality_options(func: Callable[..., Any], panel_defaults: bool = True
+                          ) -> Callable[..., Any]:
     """``func`` plus an option per registered modality option; the given values stay in the
-    command context's ``params`` (read them with ``given_modality_options``)."""
+    command context's ``params`` (read them with ``given_modality_options``). With
+    ``panel_defaults``, training options' help also lists modality training defaults."""
     seen: dict[str, dict[str, Any]] = {}
     for modality in get_registry().modalities.values():
         for f in dataclasses.fields(modality.Options):
             entry = seen.setdefault(option_flag(f), {"field": f, "names": []})
             entry["names"].append(f"{modality.name}: {f.default}")
     signature = inspect.signature(func, eval_str=True)
-    params = [_with_modality_defaults(p) for p in signature.parameters.values()]
+    params = [_with_modality_defaults(p) if panel_defaults else p
+              for p in signature.parameters.values()]
     annotations = dict(inspect.get_annotations(func, eval_str=True))
     for flag, entry in sorted(seen.items()):
         f = entry["field"]

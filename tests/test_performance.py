@@ -1,0 +1,118 @@
+"""The engine's speed options against a plain loop, and `latentgen bench`."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from latentgen.bank import LatentBank
+from latentgen.bench import count_flops, reference_iteration
+from latentgen.config import TrainConfig
+from latentgen.engine import ABPEngine
+from latentgen.observation import GaussianObservation
+from latentgen.plugins import get_registry
+from latentgen.priors import StandardNormal
+from latentgen.samplers import Langevin
+from latentgen.seeding import derived_generator
+from latentgen.training import train
+
+
+def _generator(size: int = 16, channels: int = 3):
+    mod = get_registry().modality("image")
+    torch.manual_seed(0)
+    return mod.build_generator(8, mod.make_options({"image_size": size, "channels": channels,
+                                                     "width": 8}))
+
+
+def test_engine_matches_the_plain_loop():
+    """Channels-last, frozen weights, in-place updates and the fused optimizer change only the
+    rounding: after 6 iterations the weights and latents equal the plain loop's."""
+    base = _generator()
+    n, steps, sigma, delta, seed = 16, 5, 0.5, 0.3, 3
+    y = torch.rand(n, *base.data_shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    prior = StandardNormal(base.latent_shape)
+    bank = LatentBank.from_prior(prior, n, seed)
+    engine = ABPEngine(copy.deepcopy(base), prior, Langevin(delta), GaussianObservation(sigma),
+                       bank, langevin_steps=steps, batch_size=8, lr=1e-3, seed=seed)
+    assert engine.generator.net[2].weight.is_contiguous(memory_format=torch.channels_last)
+    ref = copy.deepcopy(base)
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    ref_bank = LatentBank.from_prior(prior, n, seed)
+    for b, index in enumerate([torch.arange(8), torch.arange(8, 16)] * 3):
+        engine.train_batch(y[index], index, 1, b)
+        z = reference_iteration(ref, ref_opt, ref_bank.read(index), y[index], sigma, delta,
+                                steps, derived_generator(seed, "langevin", 1, b))
+        ref_bank.write(index, z)
+    for (name, p), q in zip(engine.generator.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+    torch.testing.assert_close(bank.latents, ref_bank.latents, rtol=1e-4, atol=1e-4)
+
+
+def test_bf16_and_fp32_training_agree_in_outcome(tiny_data, tmp_path):
+    results = {}
+    for precision in ("fp32", "bf16"):
+        cfg = TrainConfig(data=str(tiny_data["train"]), epochs=6, latent_dim=4, batch_size=32,
+                          langevin_steps=5, device="cpu", precision=precision,
+                          modality_options={"image_size": 16, "channels": 1, "width": 8})
+        run = train(cfg, tmp_path / precision)
+        rows = run.read_metrics()
+        results[precision] = (float(rows[0]["train_mse"]), float(rows[-1]["train_mse"]))
+    (first32, last32), (first16, last16) = results["fp32"], results["bf16"]
+    assert last32 < 0.7 * first32 and last16 < 0.7 * first16  # both learn
+    assert abs(last16 - last32) / last32 < 0.2, results  # to the same error
+
+
+def test_bad_precision_is_a_one_line_error(cli, tiny_data, tmp_path):
+    res = cli("train", "--data", tiny_data["train"], "--precision", "fp8", "--out", tmp_path / "r")
+    assert res.code == 2 and "--precision must be fp32 or bf16" in res.err
+    assert not (tmp_path / "r").exists()
+
+
+def test_langevin_flops_are_a_forward_and_a_backward_pass():
+    gen = _generator(32)
+    z = torch.randn(4, 8)
+    y = torch.zeros(4, *gen.data_shape)
+    forward = count_flops(lambda: gen(z))
+    sampler = Langevin(0.1)
+    step = count_flops(lambda: sampler.infer(z, y, gen, GaussianObservation(0.5),
+                                             StandardNormal((8,)), 1))
+    # the backward pass to Z costs one forward pass's FLOPs, less the first layer's weight
+    # side (not needed): between 1.5 and 2 forward passes
+    assert 1.5 * forward <= step <= 2.0 * forward
+
+
+def test_bench_prints_its_figures_as_json(cli):
+    res = cli("bench", "--image-size", "16", "--channels", "1", "--batch-size", "8",
+              "--langevin-steps", "2", "--repeats", "1", "--device", "cpu", "--json")
+    assert res.code == 0, res
+    out = json.loads(res.out)
+    assert out["data_shape"] == [1, 16, 16] and out["device"] == "cpu"
+    assert out["threads"] == torch.get_num_threads() and out["precision"] == "fp32"
+    assert out["langevin_flops"] > 0 and out["peak_flops"] > 1e8
+    assert 0 < out["langevin_fraction_of_peak"] < 2 and 0 < out["reference_ratio"] < 3
+    assert out["examples_per_s"] == pytest.approx(8 / out["iteration_s"])
+    res = cli("bench", "--modality", "audio", "--sample-rate", "4000", "--clip-seconds", "0.25",
+              "--batch-size", "4", "--langevin-steps", "1", "--repeats", "1", "--json")
+    assert res.code == 0 and json.loads(res.out)["data_shape"] == [1, 1000]
+    res = cli("bench", "--precision", "fp16")
+    assert res.code == 2 and "--precision must be fp32 or bf16" in res.err
+
+
+@pytest.mark.slow
+def test_compiled_training_keeps_checkpoint_keys_and_resumes(tiny_data, tmp_path):
+    opts = {"image_size": 16, "channels": 1, "width": 8}
+    plain = train(TrainConfig(data=str(tiny_data["train"]), epochs=1, latent_dim=4,
+                              langevin_steps=2, device="cpu", modality_options=opts),
+                  tmp_path / "plain")
+    cfg = TrainConfig(data=str(tiny_data["train"]), epochs=1, latent_dim=4, langevin_steps=2,
+                      device="cpu", compile=True, modality_options=opts)
+    run = train(cfg, tmp_path / "compiled")
+    keys = set(torch.load(run.last_checkpoint, weights_only=True)["generator"])
+    assert keys == set(torch.load(plain.last_checkpoint, weights_only=True)["generator"])
+    from latentgen.training import resume_config
+
+    train(resume_config(tmp_path / "compiled", epochs=2), tmp_path / "compiled", resume=True)
+    assert len(run.read_metrics()) == 2
