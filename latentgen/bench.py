@@ -10,6 +10,10 @@ One run measures, on the modality's default generator and random data of its sha
   step, FLOPs counted by ``torch.utils.flop_counter`` on one step of each;
 - ``peak_flops``: a large matrix multiply on the same device, in the same precision, in the same
   run, and ``langevin_fraction_of_peak`` = Langevin FLOP/s / peak;
+
+Every figure is the median of ``repeats`` rounds in which the engine, its Langevin phase, the
+reference loop and the matrix multiply take turns, each round lasting at least 0.3 s, so a
+slow spell of a shared machine touches all of them alike.
 - ``reference_ratio``: the engine's time per iteration over that of a plain loop written the
   usual way (``autograd.grad`` with the weights still requiring grad, an unfused update, the
   default memory format) on the same generator, data and settings. Below 1 = the engine wins.
@@ -18,6 +22,7 @@ One run measures, on the modality's default generator and random data of its sha
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 from typing import Any, Callable
 
@@ -35,7 +40,7 @@ from .plugins import get_registry
 from .priors import StandardNormal
 from .samplers import Langevin
 
-MIN_SECONDS = 0.5  # time each measurement over at least this long
+MIN_SECONDS = 0.3  # each timed round runs for at least this long
 
 
 def _sync(device: torch.device) -> None:
@@ -55,16 +60,30 @@ def _timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
             return elapsed / done
 
 
-def peak_flops(device: torch.device, precision: str) -> float:
-    """FLOP/s of a large square matrix multiply, the usual yardstick of a device's peak."""
+def _rounds(fns: dict[str, Callable[[], Any]], device: torch.device, repeats: int
+            ) -> dict[str, float]:
+    """Median seconds per call of each function, timed in ``repeats`` interleaved rounds, so
+    that a slow spell of a shared machine touches every measurement alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(_timed(fn, device, 1))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def matmul(device: torch.device, precision: str) -> tuple[Callable[[], Any], int]:
+    """A large square matrix multiply (the usual yardstick of a device's peak) and its FLOPs."""
     n = 8192 if device.type == "cuda" else 2048
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    _sync(device)
-    return 2 * n**3 / _timed(lambda: a @ b, device, 5)
+    return (lambda: a @ b), 2 * n**3
+
+
+def peak_flops(device: torch.device, precision: str, repeats: int = 5) -> float:
+    fn, flops = matmul(device, precision)
+    fn()
+    return flops / _rounds({"mm": fn}, device, repeats)["mm"]
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -140,8 +159,6 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
         iterate()
         langevin()
     _sync(dev)
-    iteration_s = _timed(iterate, dev, repeats)
-    langevin_s = _timed(langevin, dev, repeats)
 
     # FLOPs on the uncompiled generator (the counter sees through eager ops only)
     def learning_step() -> None:
@@ -157,7 +174,6 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
                                                        prior, 1))
     learn_flops = count_flops(learning_step)
     langevin_flops = step_flops * langevin_steps
-    learning_s = max(iteration_s - langevin_s, 1e-9)
 
     # the plain reference loop on a fresh copy, default memory format, weights requiring grad
     ref_gen = copy.deepcopy(base).to(dev)
@@ -172,8 +188,13 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
 
     for _ in range(2):
         reference()
-    reference_s = _timed(reference, dev, repeats)
-    peak = peak_flops(dev, precision)
+    mm, mm_flops = matmul(dev, precision)
+    mm()
+    t = _rounds({"iteration": iterate, "langevin": langevin, "reference": reference,
+                 "matmul": mm}, dev, repeats)
+    iteration_s, langevin_s, reference_s = t["iteration"], t["langevin"], t["reference"]
+    learning_s = max(iteration_s - langevin_s, 1e-9)
+    peak = mm_flops / t["matmul"]
     return {
         "modality": modality,
         "data_shape": list(shape),
