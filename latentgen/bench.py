@@ -35,10 +35,11 @@ from .engine import ABPEngine
 from .errors import UserError
 from .model import resolve_device
 from .observation import GaussianObservation
-from .performance import PRECISIONS, autocast
+from .performance import PRECISIONS, autocast, compile_errors
 from .plugins import get_registry
 from .priors import StandardNormal
 from .samplers import Langevin
+from .seeding import derived_generator
 
 MIN_SECONDS = 0.3  # each timed round runs for at least this long
 
@@ -72,12 +73,25 @@ def _rounds(fns: dict[str, Callable[[], Any]], device: torch.device, repeats: in
 
 
 def matmul(device: torch.device, precision: str) -> tuple[Callable[[], Any], int]:
-    """A large square matrix multiply (the usual yardstick of a device's peak) and its FLOPs."""
+    """A large square matrix multiply (the usual yardstick of a device's peak) and its FLOPs.
+
+    On CUDA in fp32 it runs with TF32 exactly when cuDNN's convolutions do
+    (``torch.backends.cudnn.allow_tf32``), so the peak and the generator use the same math."""
     n = 8192 if device.type == "cuda" else 2048
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    return (lambda: a @ b), 2 * n**3
+    tf32 = torch.backends.cudnn.allow_tf32
+
+    def mm() -> torch.Tensor:
+        saved = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        try:
+            return a @ b
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = saved
+
+    return mm, 2 * n**3
 
 
 def peak_flops(device: torch.device, precision: str, repeats: int = 5) -> float:
@@ -94,11 +108,12 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 def reference_iteration(generator: nn.Module, optimizer: torch.optim.Optimizer, z0: torch.Tensor,
                         y: torch.Tensor, sigma: float, step_size: float, steps: int,
-                        rng: torch.Generator | None) -> torch.Tensor:
+                        rng: torch.Generator | None) -> tuple[torch.Tensor, float]:
     """One ABP iteration written the plain way: the weights keep requiring grad during
     inference, ``autograd.grad`` gives dE/dZ, the update allocates new tensors, and the
     generator runs in the default memory format. Same mathematics as the engine (N(0, I)
-    prior, Langevin noise drawn from ``rng`` the same way); returns the inferred Z."""
+    prior, Langevin noise drawn from ``rng`` the same way); returns the inferred Z and the
+    learning loss."""
     z = z0.detach().clone()
     for _ in range(steps):
         z.requires_grad_(True)
@@ -112,7 +127,7 @@ def reference_iteration(generator: nn.Module, optimizer: torch.optim.Optimizer, 
     loss = (((y - x) ** 2).flatten(1).sum(1) / (2 * sigma**2)).mean()
     loss.backward()
     optimizer.step()
-    return z
+    return z, float(loss)
 
 
 def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
@@ -152,12 +167,15 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
     z0 = bank.read(index)
 
     def langevin(steps: int = langevin_steps) -> torch.Tensor:
+        # noise drawn as the engine draws it (a seeded CPU generator)
         with autocast(dev, precision):
-            return sampler.infer(z0, y, engine.net, observation, prior, steps)
+            return sampler.infer(z0, y, engine.net, observation, prior, steps,
+                                 rng=derived_generator(seed, "langevin", 0, 0))
 
-    for _ in range(2):  # warm-up (and compilation)
-        iterate()
-        langevin()
+    with compile_errors():
+        for _ in range(2):  # warm-up (and compilation)
+            iterate()
+            langevin()
     _sync(dev)
 
     # FLOPs on the uncompiled generator (the counter sees through eager ops only)
@@ -215,6 +233,8 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
         "threads": torch.get_num_threads(),
         "precision": precision,
         "compile": compile,
+        "tf32": bool(dev.type == "cuda" and precision == "fp32"
+                     and torch.backends.cudnn.allow_tf32),
         "examples_per_s": batch_size / iteration_s,
         "langevin_steps_per_s": langevin_steps / langevin_s,
         "iteration_s": iteration_s,

@@ -77,7 +77,7 @@ class ABPEngine:
         self.precision = precision
         #: what runs the forward passes: the generator, or its compiled form
         self.net = compiled(self.generator, self.device) if compile else self.generator
-        # foreach: one fused kernel per parameter group instead of one per tensor
+        # foreach: the multi-tensor update (fewer, larger operations than one per tensor)
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999),
                                           foreach=True)
         self.step = 0

@@ -14,7 +14,7 @@ so everything here targets the generator's forward and backward passes:
 - ``compile=True``: ``torch.compile`` of the generator (on CUDA with static shapes,
   ``mode="reduce-overhead"`` captures CUDA graphs). The state dict is the original module's,
   so checkpoint keys do not change. Off by default.
-- training data on the device when it fits, else pinned host memory with non-blocking copies.
+- training data on the device when it fits (batches are then gathered there).
 """
 
 from __future__ import annotations
@@ -59,14 +59,31 @@ def compiled(generator: nn.Module, device: torch.device) -> nn.Module:
 
 def place_storage(storage: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Training data for ``device``: moved there when it fits in a quarter of the free device
-    memory (no copy per batch), else pinned so copies run asynchronously."""
+    memory, so batches are gathered on the device with no copy per batch; otherwise left in
+    host memory and copied batch by batch."""
     if device.type != "cuda":
         return storage
     free, _ = torch.cuda.mem_get_info(device)
     nbytes = storage.numel() * storage.element_size()
-    if nbytes <= DATA_ON_DEVICE_SHARE * free:
-        return storage.to(device)
-    return storage.pin_memory()
+    return storage.to(device) if nbytes <= DATA_ON_DEVICE_SHARE * free else storage
+
+
+@contextlib.contextmanager
+def compile_errors() -> Any:
+    """Turn a failure of ``torch.compile`` (no C++ compiler, an unsupported backend, ...) on
+    the first compiled calls into one line that says what to do."""
+    from .errors import UserError
+
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:  # torch raises many types (BackendCompilerFailed, ...)
+        if "dynamo" not in type(exc).__module__ and "inductor" not in type(exc).__module__:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--compile failed ({type(exc).__name__}: {first[:200]}); run without "
+                        "--compile") from None
 
 
 def tune_host_allocator() -> bool:
@@ -83,9 +100,9 @@ def tune_host_allocator() -> bool:
     import os
     import sys
 
-    if not sys.platform.startswith("linux") or any(
-            os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
-                                        "LATENTGEN_DEFAULT_MALLOC")):
+    if (not sys.platform.startswith("linux") or os.environ.get("LATENTGEN_DEFAULT_MALLOC") == "1"
+            or any(os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_",
+                                               "MALLOC_TRIM_THRESHOLD_"))):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -20,7 +20,7 @@ from .masks import parse_masks
 from .model import Model, resolve_device
 from .nets import generate
 from .rundir import RunDir
-from .performance import place_storage
+from .performance import compile_errors, place_storage
 from .seeding import derived_generator, rng_state, set_rng_state
 
 GRID_SIDE = 8
@@ -136,8 +136,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False,
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
         try:
-            stats = engine.run_epoch(data, epoch, on_batch=lambda s, e=epoch: observer.batch(
-                e, replace(s, mse=model.metric_mse(s.mse))))
+            with compile_errors():
+                stats = engine.run_epoch(data, epoch, on_batch=lambda s, e=epoch: observer.batch(
+                    e, replace(s, mse=model.metric_mse(s.mse))))
         except RuntimeError as exc:
             if "overflow" not in str(exc) and "nan" not in str(exc).lower():
                 raise

@@ -42,10 +42,12 @@ def test_engine_matches_the_plain_loop():
     ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3, betas=(0.5, 0.999))
     ref_bank = LatentBank.from_prior(prior, n, seed)
     for b, index in enumerate([torch.arange(8), torch.arange(8, 16)] * 3):
-        engine.train_batch(y[index], index, 1, b)
-        z = reference_iteration(ref, ref_opt, ref_bank.read(index), y[index], sigma, delta,
-                                steps, derived_generator(seed, "langevin", 1, b))
+        loss, _ = engine.train_batch(y[index], index, 1, b)
+        z, ref_loss = reference_iteration(ref, ref_opt, ref_bank.read(index), y[index], sigma,
+                                          delta, steps, derived_generator(seed, "langevin", 1, b))
         ref_bank.write(index, z)
+        # the learning loss itself (Adam would hide a wrongly scaled one in the weights)
+        assert loss == pytest.approx(ref_loss, rel=1e-5)
     for (name, p), q in zip(engine.generator.named_parameters(), ref.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
     torch.testing.assert_close(bank.latents, ref_bank.latents, rtol=1e-4, atol=1e-4)
@@ -61,6 +63,7 @@ def test_bf16_and_fp32_training_agree_in_outcome(tiny_data, tmp_path):
         rows = run.read_metrics()
         results[precision] = (float(rows[0]["train_mse"]), float(rows[-1]["train_mse"]))
     (first32, last32), (first16, last16) = results["fp32"], results["bf16"]
+    assert results["fp32"] != results["bf16"]  # bf16 really ran (it changes the rounding)
     assert last32 < 0.7 * first32 and last16 < 0.7 * first16  # both learn
     assert abs(last16 - last32) / last32 < 0.2, results  # to the same error
 
@@ -116,3 +119,21 @@ def test_compiled_training_keeps_checkpoint_keys_and_resumes(tiny_data, tmp_path
 
     train(resume_config(tmp_path / "compiled", epochs=2), tmp_path / "compiled", resume=True)
     assert len(run.read_metrics()) == 2
+    # and without compiling: the checkpoint is the same either way
+    train(resume_config(tmp_path / "compiled", epochs=3, compile=False), tmp_path / "compiled",
+          resume=True)
+    assert len(run.read_metrics()) == 3
+
+
+def test_compile_failures_are_one_line_errors():
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from latentgen import UserError
+    from latentgen.performance import compile_errors
+
+    with pytest.raises(UserError, match="--compile failed .*run without --compile"):
+        with compile_errors():
+            raise BackendCompilerFailed(lambda: None, RuntimeError("no C++ compiler\nmore"), None)
+    with pytest.raises(ValueError):  # other errors pass through untouched
+        with compile_errors():
+            raise ValueError("not a compile error")

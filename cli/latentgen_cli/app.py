@@ -348,8 +348,8 @@ def bench(
                                   "passes; the peak is measured in the same precision)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the "
                                  "generator (CUDA graphs on CUDA)."),
-    repeats: int = typer.Option(5, help="Timed repetitions of each measurement (each runs "
-                                "for at least 0.5 s in all)."),
+    repeats: int = typer.Option(5, help="Interleaved timing rounds (each measurement runs at "
+                                "least 0.3 s per round; the median is reported)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Measure ABP iterations of a modality's default generator on random data: examples/s,
