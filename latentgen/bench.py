@@ -127,7 +127,7 @@ def reference_iteration(generator: nn.Module, optimizer: torch.optim.Optimizer, 
     loss = (((y - x) ** 2).flatten(1).sum(1) / (2 * sigma**2)).mean()
     loss.backward()
     optimizer.step()
-    return z, float(loss)
+    return z, float(loss.detach())
 
 
 def run_bench(modality: str = "image", options: dict[str, Any] | None = None,

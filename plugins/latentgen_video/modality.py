@@ -4,8 +4,9 @@ generator.
 The generator lifts the latent to a small spatio-temporal block (at least 4 frames of 4..7
 pixels where the frame count allows) and doubles height and width in every layer, as the image
 generator does; time doubles in the last layers until it reaches ``frames`` (a layer that does
-not double time uses a temporal kernel of 3 at stride 1). With ``latent_field`` the latent is itself such a block (d x t x h x
-w), the network is fully convolutional, and a longer field gives a longer clip.
+not double time uses a temporal kernel of 3 at stride 1). With ``latent_field`` the latent is
+itself such a block (d x t x h x w), the network is fully convolutional, and a longer field
+gives a longer clip.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ class VideoOptions:
                                        "a longer field gives a longer clip")
 
 
-def generator_plan(frames: int, size: int) -> tuple[tuple[int, int, int], list[tuple[int, int, int]]]:
+Size3 = tuple[int, int, int]
+
+
+def generator_plan(frames: int, size: int) -> tuple[Size3, list[Size3]]:
     """(base (t, h, w), per-layer strides (t, h, w)).
 
     Space doubles in every layer. Time doubles in the last layers, as often as ``frames``
