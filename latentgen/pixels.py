@@ -101,3 +101,20 @@ def pictures_from_array(arr: np.ndarray, size: int, channels: int, source: str,
         x = x.expand(-1, 3, -1, -1)
     x = fit_square(x, size)
     return x.round().clamp(0, 255).to(torch.uint8).contiguous()
+
+
+MIN_SIDE, MAX_SIDE = 8, 256
+
+
+def picture_size_plan(size: int) -> tuple[int, int] | None:
+    """``doubling_plan`` for a picture side within MIN_SIDE..MAX_SIDE, else None."""
+    return doubling_plan(size) if MIN_SIDE <= size <= MAX_SIDE else None
+
+
+def check_picture_size(size: int, flag: str = "--image-size") -> None:
+    """Raise ``UserError`` naming the two nearest sides a generator can make."""
+    if picture_size_plan(size) is None:
+        near = [s for s in range(MIN_SIDE, MAX_SIDE + 1) if picture_size_plan(s)]
+        near = sorted(near, key=lambda s: abs(s - size))[:2]
+        raise UserError(f"{flag} must be b * 2^k pixels with b in 4..7 ({MIN_SIDE} to "
+                        f"{MAX_SIDE}), got {size}; the nearest are {' and '.join(map(str, near))}")

@@ -13,17 +13,11 @@ from torchvision.utils import make_grid
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
 from latentgen.nets import halving_widths
-from latentgen.pixels import doubling_plan
+from latentgen.pixels import check_picture_size, picture_size_plan
 
 from .datasets import decode, encode, native_size, open_images
 
-MIN_SIZE, MAX_SIZE = 8, 256
 DEFAULT_SIZE = 32
-
-
-def size_plan(size: int) -> tuple[int, int] | None:
-    """(base, doublings) with base * 2**doublings == size and base in 4..7, or None."""
-    return doubling_plan(size) if MIN_SIZE <= size <= MAX_SIZE else None
 
 
 @dataclass
@@ -46,11 +40,8 @@ class ImageModality(Modality):
     metric_units = "per-element MSE on pixels scaled to [0, 1]"
 
     def validate_options(self, opts: ImageOptions) -> None:
-        if opts.image_size != 0 and size_plan(opts.image_size) is None:
-            near = [s for s in range(MIN_SIZE, MAX_SIZE + 1) if size_plan(s)]
-            near = sorted(near, key=lambda s: abs(s - opts.image_size))[:2]
-            raise UserError(f"--image-size must be b * 2^k pixels with b in 4..7 (8 to 256), got "
-                            f"{opts.image_size}; the nearest are {' and '.join(map(str, near))}")
+        if opts.image_size != 0:
+            check_picture_size(opts.image_size)
         if opts.channels not in (1, 3):
             raise UserError(f"--channels must be 1 or 3, got {opts.channels}")
         if opts.width < 1:
@@ -60,12 +51,12 @@ class ImageModality(Modality):
         if opts.image_size:
             return opts
         native = native_size(source)
-        size = native if native and size_plan(native) else DEFAULT_SIZE
+        size = native if native and picture_size_plan(native) else DEFAULT_SIZE
         return replace(opts, image_size=size)
 
     def build_generator(self, latent_dim: int, opts: ImageOptions) -> UpsamplingGenerator:
         # a 4..7 px base, then x2 per layer: 16 -> 4*2^2, 28 -> 7*2^2, 32 -> 4*2^3, 64 -> 4*2^4
-        plan = size_plan(opts.image_size or DEFAULT_SIZE)
+        plan = picture_size_plan(opts.image_size or DEFAULT_SIZE)
         assert plan is not None, "validate_options admits only planned sizes"
         base, n_up = plan
         widths = halving_widths(opts.width, n_up)

@@ -20,13 +20,12 @@ from PIL import Image
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
 from latentgen.nets import halving_widths
-from latentgen.pixels import doubling_plan, encode_uint8
+from latentgen.pixels import check_picture_size, doubling_plan, encode_uint8
 
 from .containers import read_frames, write_gif, write_mp4
 from .datasets import decode, open_videos
 from .strips import frame_strip, frames_last, tile
 
-MIN_SIZE, MAX_SIZE = 8, 256
 MAX_FRAMES = 512
 MIN_BASE_FRAMES = 4
 HEADROOM = 1.1  # see UpsamplingGenerator: black backgrounds otherwise saturate the output
@@ -85,12 +84,7 @@ class VideoModality(Modality):
                       "lr": 0.002, "epochs": 40}
 
     def validate_options(self, opts: VideoOptions) -> None:
-        if not MIN_SIZE <= opts.image_size <= MAX_SIZE or doubling_plan(opts.image_size) is None:
-            near = [s for s in range(MIN_SIZE, MAX_SIZE + 1) if doubling_plan(s)]
-            near = sorted(near, key=lambda s: abs(s - opts.image_size))[:2]
-            raise UserError(f"--image-size must be b * 2^k pixels with b in 4..7 (8 to 256), "
-                            f"got {opts.image_size}; the nearest are "
-                            f"{' and '.join(map(str, near))}")
+        check_picture_size(opts.image_size)
         if not 2 <= opts.frames <= MAX_FRAMES:
             raise UserError(f"--frames must be between 2 and {MAX_FRAMES}, got {opts.frames}")
         if opts.channels not in (1, 3):
