@@ -74,18 +74,23 @@ def cli(capsys) -> Callable[..., CliResult]:
     return run
 
 
-@pytest.fixture(scope="session")
-def trained_run(tiny_data, tmp_path_factory) -> Path:
-    """A tiny trained image run shared by the read-only CLI tests."""
+def train_from_cli(data: Path, out: Path, *options: str, epochs: int = 3) -> Path:
+    """Train through `latentgen train` (as a user would) and return the run directory."""
     from latentgen_cli.app import main
 
-    out = tmp_path_factory.mktemp("runs") / "tiny"
     try:
-        main(["train", "--data", str(tiny_data["train"]), "--out", str(out), "--epochs", "3",
-              *TINY_TRAIN])
+        main(["train", "--data", str(data), "--out", str(out), "--epochs", str(epochs),
+              *options])
     except SystemExit as exc:
         assert not exc.code, f"training failed with exit {exc.code}"
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_data, tmp_path_factory) -> Path:
+    """A tiny trained image run shared by the read-only CLI tests."""
+    return train_from_cli(tiny_data["train"], tmp_path_factory.mktemp("runs") / "tiny",
+                          *TINY_TRAIN)
 
 
 @pytest.fixture

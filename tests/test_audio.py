@@ -12,6 +12,7 @@ import torch
 
 from latentgen import UserError
 from latentgen.plugins import get_registry
+from tests.conftest import train_from_cli
 
 RATE = 4000  # tiny clips keep the suite fast: 0.25 s = 1000 samples
 TINY_AUDIO = ["--modality", "audio", "--sample-rate", str(RATE), "--clip-seconds", "0.25",
@@ -125,15 +126,8 @@ def test_writers_make_wavs_spectrograms_and_a_playable_grid(tmp_path):
 # -- the CLI -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def audio_run(sound_sets, tmp_path_factory) -> Path:
-    from latentgen_cli.app import main
-
-    out = tmp_path_factory.mktemp("audio") / "run"
-    try:
-        main(["train", "--data", str(sound_sets["train"]), "--out", str(out), "--epochs", "3",
-              *TINY_AUDIO])
-    except SystemExit as exc:
-        assert not exc.code
-    return out
+    return train_from_cli(sound_sets["train"], tmp_path_factory.mktemp("audio") / "run",
+                          *TINY_AUDIO)
 
 
 def test_synthesize_streams_wavs_of_the_run_rate(audio_run, cli, tmp_path):

@@ -16,6 +16,7 @@ from PIL import Image
 
 from latentgen import UserError
 from latentgen.plugins import get_registry
+from tests.conftest import train_from_cli
 
 TINY_VIDEO = ["--modality", "video", "--frames", "8", "--image-size", "16", "--channels", "1",
               "--latent-dim", "4", "--batch-size", "8", "--langevin-steps", "3", "--width", "4",
@@ -225,15 +226,8 @@ def test_writers_make_playable_files_strips_and_grids(tmp_path):
 # -- the CLI -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def video_run(clip_sets, tmp_path_factory) -> Path:
-    from latentgen_cli.app import main
-
-    out = tmp_path_factory.mktemp("video-run") / "run"
-    try:
-        main(["train", "--data", str(clip_sets["train"]), "--out", str(out), "--epochs", "3",
-              *TINY_VIDEO])
-    except SystemExit as exc:
-        assert not exc.code
-    return out
+    return train_from_cli(clip_sets["train"], tmp_path_factory.mktemp("video-run") / "run",
+                          *TINY_VIDEO)
 
 
 def test_synthesize_streams_clips_in_either_format(video_run, cli, tmp_path):
