@@ -2,47 +2,158 @@
 
 ABP's Langevin chains are persistent: each epoch continues example i's chain from where the
 previous epoch left it, so the bank is part of the model's state and lives in every checkpoint.
+
+Where the rows live (``--latents-on``): on the training device (default), in host memory, or
+in a memory-mapped ``.npy`` file on disk, for banks larger than memory. In a distributed run
+each process holds only the rows of its shard (``Shard``: example i is row i // world of rank
+i % world); ``gather`` assembles the full bank for a checkpoint, ``load_full`` takes a shard
+back out of one, whatever the number of processes that wrote it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
+from .distributed import Shard
 from .priors import Prior
+from .seeding import derived_generator
+
+#: rows drawn, gathered or copied at a time (bounds the memory those steps take)
+CHUNK = 65536
 
 
 class LatentBank:
-    """N latents of shape ``latent_shape`` on one device, read and written by index batches."""
+    """The rows of this shard's examples (all N examples with one process)."""
 
-    def __init__(self, latents: Tensor) -> None:
+    def __init__(self, latents: Tensor, n: int | None = None, shard: Shard = Shard(),
+                 path: Path | None = None) -> None:
         self.latents = latents
+        self.n = latents.shape[0] if n is None else n
+        self.shard = shard
+        #: the memory-mapped file holding the rows, for a bank on disk
+        self.path = path
 
     @classmethod
-    def from_prior(cls, prior: Prior, n: int, seed: int,
-                   device: torch.device | str = "cpu") -> "LatentBank":
-        """Chains start at prior draws that depend only on the seed (not on the device)."""
-        rng = torch.Generator().manual_seed(seed)
-        return cls(prior.sample(n, generator=rng).to(device))
+    def from_prior(cls, prior: Prior, n: int, seed: int, device: torch.device | str = "cpu",
+                   shard: Shard = Shard(), disk_path: Path | None = None) -> "LatentBank":
+        """Chains start at prior draws that depend only on the seed: rows are drawn CHUNK at a
+        time, chunk c from its own generator, so neither the device nor the number of processes
+        changes them, and no process ever holds more than its rows and one chunk."""
+        bank = cls.empty(prior.latent_shape, n, device, shard, disk_path)
+        for c0 in range(0, n, CHUNK):
+            z = prior.sample(min(CHUNK, n - c0), generator=derived_generator(seed, "bank", c0))
+            bank._put_chunk(c0, z)
+        bank.flush()
+        return bank
+
+    @classmethod
+    def empty(cls, latent_shape: tuple[int, ...], n: int, device: torch.device | str = "cpu",
+              shard: Shard = Shard(), disk_path: Path | None = None) -> "LatentBank":
+        shape = (shard.size(n), *latent_shape)
+        if disk_path is None:
+            return cls(torch.empty(shape, device=device), n, shard)
+        disk_path.parent.mkdir(parents=True, exist_ok=True)
+        # a sparse file; rows are then written through the mapping as they are set
+        array = np.lib.format.open_memmap(disk_path, mode="w+", dtype=np.float32, shape=shape)
+        return cls(torch.from_numpy(array), n, shard, disk_path)
+
+    def _put_chunk(self, c0: int, z: Tensor) -> None:
+        """Keep this shard's rows of examples c0 .. c0 + len(z) - 1."""
+        first = (self.shard.rank - c0) % self.shard.world
+        own = z[first::self.shard.world]
+        start = (c0 + first) // self.shard.world
+        self.latents[start:start + len(own)] = own.to(self.latents.device)
 
     def __len__(self) -> int:
-        return self.latents.shape[0]
+        return self.n
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
         return tuple(self.latents.shape[1:])
 
     def read(self, index: Tensor) -> Tensor:
-        return self.latents[index.to(self.latents.device)]
+        """Latents of examples ``index`` (all owned by this shard)."""
+        return self.latents[self.shard.local(index).to(self.latents.device)]
 
     def write(self, index: Tensor, z: Tensor) -> None:
-        self.latents[index.to(self.latents.device)] = z.to(self.latents.device, self.latents.dtype)
+        rows = self.shard.local(index).to(self.latents.device)
+        self.latents[rows] = z.to(self.latents.device, self.latents.dtype)
 
+    def flush(self) -> None:
+        """Push a disk bank's pages to its file."""
+        if self.path is not None:
+            base = self.latents.numpy().base
+            if isinstance(base, np.memmap):
+                base.flush()
+
+    # -- whole bank ------------------------------------------------------------------------
+    def gather(self, sink: Callable[[int, Tensor], None] | None) -> None:
+        """Hand the full bank, in order, to rank 0's ``sink(first_index, rows)`` in blocks of
+        about CHUNK rows (CPU float32); every rank must call this (others pass None)."""
+        if self.shard.world == 1:
+            for a in range(0, self.n, CHUNK):
+                sink(a, self.latents[a:a + CHUNK].cpu())  # type: ignore[misc]
+            return
+        world = self.shard.world
+        rows = -(-self.n // world)
+        step = max(1, CHUNK // world)
+        for a in range(0, rows, step):
+            b = min(rows, a + step)
+            mine = torch.zeros((b - a, *self.latent_shape), device=self._comm_device())
+            have = self.latents[a:b]
+            mine[:len(have)] = have.to(mine.device)
+            parts = [torch.empty_like(mine) for _ in range(world)]
+            dist.all_gather(parts, mine)
+            if sink is not None:
+                # row j * world + r of the stack is local row a + j of rank r: example
+                # (a + j) * world + r, so the block is examples a * world .. b * world - 1
+                block = torch.stack(parts, 1).reshape(-1, *self.latent_shape).cpu()
+                sink(a * world, block[:max(0, min(self.n, b * world) - a * world)])
+
+    def full(self) -> Tensor | None:
+        """The full bank on the host (rank 0; None elsewhere). One process on the CPU gets the
+        bank itself, not a copy."""
+        if self.shard.world == 1 and self.latents.device.type == "cpu":
+            return self.latents
+        out = torch.empty((self.n, *self.latent_shape)) if self.shard.is_main else None
+
+        def sink(first: int, rows: Tensor) -> None:
+            out[first:first + len(rows)] = rows  # type: ignore[index]
+
+        self.gather(sink if out is not None else None)
+        return out
+
+    def load_full(self, latents: Tensor) -> None:
+        """Take this shard's rows out of a full bank (any number of processes wrote it)."""
+        if tuple(latents.shape) != (self.n, *self.latent_shape):
+            raise ValueError(f"latent bank shape {tuple(latents.shape)} does not match "
+                             f"{(self.n, *self.latent_shape)}")
+        for c0 in range(0, self.n, CHUNK):
+            self._put_chunk(c0, latents[c0:c0 + CHUNK])
+        self.flush()
+
+    def _comm_device(self) -> torch.device:
+        if dist.is_initialized() and dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+    # kept for callers of the one-process API
     def state(self) -> Tensor:
-        return self.latents.detach().cpu().clone()
+        full = self.full()
+        assert full is not None, "state() of a shard: use gather() on every rank"
+        return full
 
     def load(self, latents: Tensor) -> None:
-        if latents.shape != self.latents.shape:
-            raise ValueError(f"latent bank shape {tuple(latents.shape)} does not match "
-                             f"{tuple(self.latents.shape)}")
-        self.latents.copy_(latents)
+        self.load_full(latents)
+
+
+def open_disk_bank(path: Path, n: int, shard: Shard) -> LatentBank:
+    """A bank on disk written earlier (read back with its rows mapped, not loaded)."""
+    array = np.load(path, mmap_mode="r+")
+    return LatentBank(torch.from_numpy(array), n, shard, path)

@@ -11,6 +11,8 @@ from typing import Any
 from .errors import UserError
 from .performance import PRECISIONS
 
+LATENT_PLACES = ("device", "host", "disk")
+
 
 @dataclass
 class TrainConfig:
@@ -45,6 +47,9 @@ class TrainConfig:
     precision: str = "fp32"
     #: torch.compile the generator (CUDA graphs on CUDA); checkpoints are unchanged
     compile: bool = False
+    #: compute (and sum across processes) the learning step's gradients in float64, so the
+    #: model does not depend on the number of processes or threads (see docs/distributed.md)
+    fp64_gradients: bool = False
     #: write a fixed-noise sample grid every this many epochs (and after the last)
     sample_every: int = 5
     #: keep checkpoints/epoch_NNNN.pt every this many epochs (0: only last.pt)
@@ -59,6 +64,12 @@ class TrainConfig:
     eval_steps: int = 300
     #: learn from incomplete data: block:K, pixels:P or a mask file (see latentgen.masks)
     mask: str | None = None
+    #: stop after this many ABP iterations in all (None: run every epoch)
+    max_steps: int | None = None
+    #: where the latent bank lives: "device" (the training device), "host" or "disk"
+    latents_on: str = "device"
+    #: DataLoader worker processes reading batches (None: 1 for prepared data, else 0)
+    workers: int | None = None
     #: the modality's own options (image size, channels, ...)
     modality_options: dict[str, Any] = field(default_factory=dict)
 
@@ -84,6 +95,16 @@ class TrainConfig:
         if self.eval_every < 1 or self.eval_steps < 0:
             raise UserError(f"--eval-every must be at least 1 and --eval-steps 0 or more, got "
                             f"{self.eval_every} and {self.eval_steps}")
+        if self.fp64_gradients and self.precision != "fp32":
+            raise UserError("--fp64-gradients needs --precision fp32 (it computes the "
+                            "learning step in float64)")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UserError(f"--max-steps must be at least 1, got {self.max_steps}")
+        if self.workers is not None and self.workers < 0:
+            raise UserError(f"--workers must be 0 or more, got {self.workers}")
+        if self.latents_on not in LATENT_PLACES:
+            raise UserError(f"--latents-on must be {', '.join(LATENT_PLACES)}, got "
+                            f"'{self.latents_on}'")
         if self.sample_every < 1 or self.checkpoint_every < 0:
             raise UserError("--sample-every must be at least 1 and --checkpoint-every 0 or more")
 

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 from torch import Tensor
+
+#: where ``allocate`` puts arrays (``latentgen prepare`` points it at its output file)
+_ALLOCATOR: ContextVar[Callable[[tuple[int, ...], Any], np.ndarray] | None] = ContextVar(
+    "latentgen_allocator", default=None)
+
+
+def allocate(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised array for a dataset's stored examples. Plugins that fill their storage
+    through it (rather than stacking a list) can be packed by ``latentgen prepare`` without
+    holding the dataset in memory: there the array maps the output file."""
+    factory = _ALLOCATOR.get()
+    return factory(shape, dtype) if factory is not None else np.empty(shape, dtype)
+
+
+@contextmanager
+def allocating_with(factory: Callable[[tuple[int, ...], Any], np.ndarray]) -> Iterator[None]:
+    token = _ALLOCATOR.set(factory)
+    try:
+        yield
+    finally:
+        _ALLOCATOR.reset(token)
 
 
 class Examples:
@@ -16,13 +40,15 @@ class Examples:
     """
 
     def __init__(self, storage: Tensor, decode: Callable[[Tensor], Tensor], source: str,
-                 names: list[str] | None = None) -> None:
+                 names: list[str] | None = None, memory_mapped: bool = False) -> None:
         if storage.shape[0] == 0:
             raise ValueError("no examples")
         self.storage = storage
         self.decode = decode
         self.source = source
         self.names = names
+        #: whether ``storage`` maps a file (``latentgen prepare``) rather than holding the data
+        self.memory_mapped = memory_mapped
 
     def __len__(self) -> int:
         return self.storage.shape[0]

@@ -15,6 +15,7 @@ from .generator import Generator
 from .modality import Modality
 from .observation import GaussianObservation
 from .plugins import get_registry, owner_of
+from .prepared import is_prepared, open_prepared, prepared_options
 from .priors import Prior
 from .rundir import RunDir
 from .samplers import Sampler
@@ -47,8 +48,13 @@ class Model:
         config.validate()
         reg = get_registry()
         modality = reg.modality(config.modality)
-        options = modality.resolve_options(modality.make_options(config.modality_options),
-                                           config.data)
+        if is_prepared(config.data):
+            # packed with resolved options: those apply unless the user gave others
+            options = modality.make_options({**prepared_options(config.data),  # type: ignore[arg-type]
+                                             **config.modality_options})
+        else:
+            options = modality.resolve_options(modality.make_options(config.modality_options),
+                                               config.data)
         generator = modality.build_generator(config.latent_dim, options)
         prior = reg.prior(config.prior)(generator.latent_shape)
         return cls(config, modality, options, generator, prior,
@@ -65,7 +71,8 @@ class Model:
     def open_data(self, source: str | None, what: str = "--data") -> Examples:
         """Examples from ``source`` that this generator can reconstruct (shape checked)."""
         try:
-            data = self.modality.open_dataset(source, self.options)
+            data = (open_prepared(source, self.modality) if is_prepared(source)  # type: ignore[arg-type]
+                    else self.modality.open_dataset(source, self.options))
         except UserError as exc:  # plugins name the path; the flag is known here
             raise UserError(f"{what}: {exc}") from None
         shape = tuple(self.generator.data_shape)

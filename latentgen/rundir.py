@@ -5,6 +5,11 @@
     RUN/curves.png             reconstruction error over epochs (train / test / negative)
     RUN/samples/epoch_NNNN.png fixed-noise samples during training
     RUN/checkpoints/last.pt    latest state (+ epoch_NNNN.pt every --checkpoint-every epochs)
+
+A checkpoint holds the full latent bank, whatever the number of processes that trained it. With
+``--latents-on disk`` the bank is a ``.npy`` file beside the checkpoint instead
+(``last.latents-STEP.npy``, named in the checkpoint's ``latents_file``), which readers map
+rather than load; while training, the bank's working rows live in ``checkpoints/bank-*.npy``.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import csv
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from .config import TrainConfig, read_toml
@@ -71,10 +77,48 @@ class RunDir:
 
     # -- checkpoints ---------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any], keep_as: str | None = None) -> None:
+        """Write ``last.pt`` (and ``keep_as``). A bank saved beside it (``latents_file``) is
+        linked under the kept checkpoint's name too, and banks no checkpoint names are removed."""
         state = {"format": CHECKPOINT_FORMAT, **state}
         atomic_write(self.last_checkpoint, lambda fh: torch.save(state, fh))
         if keep_as:
-            atomic_write(self.checkpoints_dir / keep_as, lambda fh: torch.save(state, fh))
+            kept = dict(state)
+            if state.get("latents_file"):
+                name = Path(keep_as).stem + ".latents.npy"
+                _link_or_copy(self.checkpoints_dir / state["latents_file"],
+                              self.checkpoints_dir / name)
+                kept["latents_file"] = name
+            atomic_write(self.checkpoints_dir / keep_as, lambda fh: torch.save(kept, fh))
+        current = state.get("latents_file")
+        for old in self.checkpoints_dir.glob("last.latents-*.npy"):
+            if old.name != current:
+                old.unlink(missing_ok=True)
+
+    def write_latents_file(self, step: int, shape: tuple[int, ...],
+                           fill: Callable[[Callable[[int, torch.Tensor], None] | None], None],
+                           main: bool) -> str:
+        """Write a full bank as ``checkpoints/last.latents-STEP.npy`` through a temporary file:
+        ``fill(sink)`` hands rows over in order (``LatentBank.gather``; ranks other than the
+        main one pass None and write nothing). Returns the file's name."""
+        name = f"last.latents-{step:09d}.npy"
+        if not main:
+            fill(None)
+            return name
+        path = self.checkpoints_dir / name
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        try:
+            np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape).flush()
+            header = tmp.stat().st_size - int(np.prod(shape)) * 4
+            with open(tmp, "r+b") as fh:  # rows arrive in order: written, not mapped
+                fh.seek(header)
+                fill(lambda first, rows: fh.write(rows.float().contiguous().numpy().tobytes()))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return name
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         if not self.path.is_dir():
@@ -84,10 +128,25 @@ class RunDir:
             raise UserError(f"{self.path} holds no checkpoint (checkpoints/last.pt); give the "
                             "folder of a run that finished at least one epoch")
         try:
-            return torch.load(self.last_checkpoint, map_location=map_location, weights_only=True)
+            # mmap: a large latent bank is mapped, not read, until rows are used
+            state = torch.load(self.last_checkpoint, map_location=map_location,
+                               weights_only=True, mmap=True)
         except Exception as exc:  # corrupt or foreign file
             raise UserError(f"cannot read checkpoint {self.last_checkpoint} ({exc}); "
                             "it is damaged or not a latentgen checkpoint") from None
+        if isinstance(state, dict) and state.get("latents_file"):
+            state["latents"] = self.load_checkpoint_latents(state["latents_file"])
+        return state
+
+    def load_checkpoint_latents(self, name: str) -> torch.Tensor:
+        """A bank saved beside a checkpoint, mapped (rows are read as they are used)."""
+        path = self.checkpoints_dir / name
+        try:
+            # mode "c": writable private pages (torch wants a writable array)
+            return torch.from_numpy(np.load(path, mmap_mode="c"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read the latent bank {path} ({exc}); it is missing or "
+                            "damaged") from None
 
     # -- metrics -------------------------------------------------------------------------
     def read_metrics(self) -> list[dict[str, str]]:
@@ -108,3 +167,16 @@ class RunDir:
             writer.writerows(rows)
 
         atomic_write(self.metrics_path, write, mode="w")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` with ``src``'s content: a hard link (banks are never changed once written)."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)

@@ -12,13 +12,44 @@ from __future__ import annotations
 
 from abc import ABC
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Union
 
 import torch
 from torch import Tensor, nn
 
 from .observation import GaussianObservation
 from .priors import Prior
+
+
+class RowNoise:
+    """Noise for some rows of a larger batch: every draw makes the whole batch's noise from
+    ``generator`` and keeps ``rows``. A process of a distributed run that holds a few examples
+    of a global batch thus gets for each of them the very noise one process would draw."""
+
+    def __init__(self, generator: torch.Generator, batch_size: int, rows: Tensor) -> None:
+        self.generator = generator
+        self.batch_size = batch_size
+        self.rows = rows
+
+    @property
+    def device(self) -> torch.device:
+        return self.generator.device
+
+
+#: where samplers draw noise from: a torch generator, or rows of a larger batch's draws
+NoiseSource = Union[torch.Generator, RowNoise, None]
+
+
+def normal_like(z: Tensor, rng: NoiseSource) -> Tensor:
+    """Standard normal noise shaped like ``z`` (on its device) from ``rng``. Samplers draw
+    every random number through this (or ``RowNoise``-aware code), so that a distributed run
+    gives each example the noise one process would."""
+    if isinstance(rng, RowNoise):
+        full = torch.randn((rng.batch_size, *z.shape[1:]), generator=rng.generator,
+                           device=rng.device)
+        return full[rng.rows.to(full.device)].to(z.device)
+    eps = torch.randn(z.shape, generator=rng, device=rng.device if rng is not None else z.device)
+    return eps.to(z.device)
 
 
 @contextmanager
@@ -47,8 +78,9 @@ class Sampler(ABC):
 
     def infer(self, z0: Tensor, y: Tensor, generator: nn.Module, observation: GaussianObservation,
               prior: Prior, steps: int, mask: Tensor | None = None,
-              rng: torch.Generator | None = None) -> Tensor:
-        """Run ``steps`` updates from ``z0``; noise, if any, is drawn from ``rng``."""
+              rng: NoiseSource = None) -> Tensor:
+        """Run ``steps`` updates from ``z0``; noise, if any, is drawn from ``rng`` through
+        ``normal_like``."""
         half_sq = 0.5 * self.step_size**2
         z = z0.detach().clone().requires_grad_(True)
         with frozen(generator), torch.enable_grad():
@@ -62,9 +94,7 @@ class Sampler(ABC):
                     step = prior.grad_log_prob(z).sub_(z.grad)
                     z.add_(step, alpha=half_sq)
                     if self.noise:
-                        eps = torch.randn(z.shape, generator=rng,
-                                          device=rng.device if rng is not None else z.device)
-                        z.add_(eps.to(z.device), alpha=self.step_size)
+                        z.add_(normal_like(z, rng), alpha=self.step_size)
         return z.detach()
 
 
@@ -98,7 +128,7 @@ class AdaptiveMAP(Sampler):
 
     def infer(self, z0: Tensor, y: Tensor, generator: nn.Module, observation: GaussianObservation,
               prior: Prior, steps: int, mask: Tensor | None = None,
-              rng: torch.Generator | None = None) -> Tensor:
+              rng: NoiseSource = None) -> Tensor:
         def evaluate(z: Tensor) -> tuple[Tensor, Tensor]:
             z = z.detach().requires_grad_(True)
             energy = observation.energy(y, generator(z), mask) - prior.log_prob(z)

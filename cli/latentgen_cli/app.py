@@ -4,6 +4,7 @@ reconstruct, interpolate and evaluate from the run directory alone."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ SAMPLER_HELP = ("Inference for data without banked latents: map (gradient descen
                 "langevin (a posterior sample).")
 _TRAIN_PANEL = "Training"
 _EVAL_PANEL = "Error curves"
+_SCALE_PANEL = "Scale"
 
 
 def train(
@@ -97,14 +99,38 @@ def train(
                                              rich_help_panel=_EVAL_PANEL),
     mask: Optional[str] = typer.Option(None, help="Learn from incomplete data: " + MASK_HELP +
                                        ".", rich_help_panel=_TRAIN_PANEL),
+    fp64_gradients: Optional[bool] = typer.Option(None, "--fp64-gradients/--fp32-gradients",
+                                                  help="Compute and sum the learning step's "
+                                                  "gradients in float64: the model then does "
+                                                  "not depend on the number of processes or "
+                                                  "threads (slower; docs/distributed.md) "
+                                                  "(default: fp32).",
+                                                  rich_help_panel=_SCALE_PANEL,
+                                                  show_default=False),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after N ABP iterations in all "
+                                            "(a checkpoint is written there, even mid-epoch; "
+                                            "--resume continues from it).",
+                                            rich_help_panel=_SCALE_PANEL),
+    latents_on: Optional[str] = typer.Option(None, help="Where the latent bank lives: device "
+                                             "(the training device), host (CPU memory) or "
+                                             "disk (a memory-mapped file beside the "
+                                             "checkpoint) (default: device).",
+                                             rich_help_panel=_SCALE_PANEL),
+    workers: Optional[int] = typer.Option(None, help="DataLoader worker processes reading "
+                                          "batches ahead (default: 1 for prepared data, "
+                                          "else 0).", rich_help_panel=_SCALE_PANEL),
     config: Optional[Path] = typer.Option(None, help="TOML file of settings; options given "
                                           "on the command line win."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly "
                                 "where it stopped."),
 ) -> None:
-    """Train a generator by alternating back-propagation and write a run directory."""
+    """Train a generator by alternating back-propagation and write a run directory.
+
+    Several processes: torchrun --nproc-per-node N -m latentgen train ... (docs/distributed.md).
+    """
     from latentgen.config import TrainConfig, read_toml
-    from latentgen.training import resume_config, train as run_training, with_modality_defaults
+    from latentgen.training import (RESUMABLE, resume_config, train as run_training,
+                                    with_modality_defaults)
 
     core_params = {k: v for k, v in ctx.params.items()
                    if k not in ("config", "resume", "out") and not k.startswith(PREFIX)}
@@ -114,12 +140,13 @@ def train(
     if resume:
         if out is None:
             raise UserError("--resume needs --out, the run directory to continue")
-        changed = sorted(set(given) - {"epochs", "device", "compile"}) + sorted(mod_opts)
+        changed = sorted(set(given) - set(RESUMABLE)) + sorted(mod_opts)
         if changed or config is not None:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed) or "--config"
+            allowed = ", ".join("--" + k.replace("_", "-") for k in RESUMABLE)
             raise UserError(f"--resume continues the stored configuration; {flags} cannot "
-                            "change (only --epochs, --device and --compile can)")
-        cfg = resume_config(out, epochs=epochs, device=device, compile=compile)
+                            f"change (only {allowed} can)")
+        cfg = resume_config(out, **{k: ctx.params[k] for k in RESUMABLE})
     else:
         values: dict[str, Any] = {}
         if config is not None:
@@ -138,6 +165,10 @@ def train(
 
     with display.TrainingProgress(console) as progress:
         run = run_training(cfg, out, resume=resume, observer=progress)
+    from latentgen.distributed import environment_world
+
+    if environment_world()[0] != 0:
+        return  # under torchrun the first process reports
     console.print(f"run directory: [bold]{run.path}[/]  (config.toml, metrics.csv, curves.png, "
                   "samples/, checkpoints/)")
     found = final_regime(run.read_metrics())
@@ -312,6 +343,35 @@ def report(
     console.print(f"report: [bold]{path}[/] (self-contained; open it in a browser)")
 
 
+def prepare(
+    ctx: typer.Context,
+    modality: str = typer.Option("image", help="Data modality; `latentgen plugins` lists them."),
+    data: Optional[str] = typer.Option(None, help="Data to pack (folder or file, as `train "
+                                       "--data` takes); omit for the embedded default."),
+    out: Path = typer.Option(..., help="File to write; its description goes to FILE.json.",
+                             show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Pack a dataset into one memory-mapped file (for data larger than memory): `train
+    --data FILE` then reads batches from it as they are needed, with the modality options it
+    was packed with."""
+    from latentgen.config import TrainConfig
+    from latentgen.model import Model
+    from latentgen.prepared import prepare as pack
+
+    cfg = TrainConfig.from_dict({"modality": modality, "data": data,
+                                 "modality_options": given_modality_options(ctx.params)},
+                                source="options")
+    result = pack(Model.from_config(cfg), data, out)
+    if as_json:
+        print(json.dumps(result))
+        return
+    console.print(f"wrote [bold]{result['file']}[/] ({result['examples']} {modality} examples, "
+                  f"shape {'x'.join(map(str, result['shape'][1:]))}, {result['dtype']}, "
+                  f"{result['bytes'] / 2**20:.1f} MiB) and {result['sidecar']} in "
+                  f"{result['seconds']:.1f} s")
+
+
 @app.command()
 def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Installed plugins: version, what each registers, and load errors."""
@@ -395,9 +455,10 @@ def _finite_or_null(value: Any) -> Any:
 def build_command() -> Any:
     """The click command; `train` is added here because its options depend on the plugins."""
     app.registered_commands[:] = [c for c in app.registered_commands
-                                  if c.name not in ("train", "bench")]
+                                  if c.name not in ("train", "bench", "prepare")]
     app.command("train")(with_modality_options(train))
     app.registered_commands.insert(0, app.registered_commands.pop())
+    app.command("prepare")(with_modality_options(prepare, panel_defaults=False))
     app.command("bench")(with_modality_options(bench, panel_defaults=False))
     return typer.main.get_command(app)
 
@@ -409,7 +470,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         build_command().main(args=argv, prog_name="latentgen")
     except UserError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from latentgen.distributed import environment_world
+
+        rank, world, _ = environment_world() if "WORLD_SIZE" in os.environ else (0, 1, 0)
+        where = f" (rank {rank})" if world > 1 else ""
+        err_console.print(f"[red]error{where}:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

@@ -32,10 +32,12 @@ class TrainingProgress(TrainingObserver):
         if self.task is not None:
             self.progress.stop()
 
-    def start(self, config: Any, n_examples: int, start_epoch: int, batches_per_epoch: int) -> None:
+    def start(self, config: Any, n_examples: int, start_epoch: int, batches_per_epoch: int,
+              total_batches: int | None = None) -> None:
         self.total_epochs = config.epochs
         self.batches = batches_per_epoch
-        remaining = max(0, config.epochs - start_epoch) * batches_per_epoch
+        remaining = (total_batches if total_batches is not None
+                     else max(0, config.epochs - start_epoch) * batches_per_epoch)
         self.console.print(f"training [bold]{config.modality}[/] on {n_examples} examples "
                            f"({config.data or 'embedded default'}), d = {config.latent_dim}, "
                            f"L = {config.langevin_steps}, epochs {start_epoch + 1}..{config.epochs}")

@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentgen import Examples, UserError
+from latentgen.data import allocate
 from latentgen.pixels import decode_uint8, encode_uint8, pictures_from_array, read_array
 
 from .faces import faces
@@ -105,7 +106,8 @@ def native_size(source: str | None) -> int | None:
 
 def _from_files(files: list[Path], size: int, channels: int, source: str) -> Examples:
     mode = "L" if channels == 1 else "RGB"
-    out = np.empty((len(files), channels, size, size), dtype=np.uint8)
+    # allocate: `latentgen prepare` streams the pictures into its output file
+    out = allocate((len(files), channels, size, size), np.uint8)
     for i, f in enumerate(files):
         try:
             with Image.open(f) as img:
