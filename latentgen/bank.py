@@ -12,6 +12,7 @@ back out of one, whatever the number of processes that wrote it.
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 from typing import Callable
 
@@ -24,8 +25,11 @@ from .distributed import Shard
 from .priors import Prior
 from .seeding import derived_generator
 
-#: rows drawn, gathered or copied at a time (bounds the memory those steps take)
+#: rows gathered or copied at a time (bounds the memory those steps take)
 CHUNK = 65536
+#: rows of the initial prior draws made from one generator; small, so the draws' transient
+#: memory stays a small constant next to the bank itself
+DRAW_CHUNK = 4096
 
 
 class LatentBank:
@@ -42,12 +46,13 @@ class LatentBank:
     @classmethod
     def from_prior(cls, prior: Prior, n: int, seed: int, device: torch.device | str = "cpu",
                    shard: Shard = Shard(), disk_path: Path | None = None) -> "LatentBank":
-        """Chains start at prior draws that depend only on the seed: rows are drawn CHUNK at a
-        time, chunk c from its own generator, so neither the device nor the number of processes
-        changes them, and no process ever holds more than its rows and one chunk."""
+        """Chains start at prior draws that depend only on the seed: rows are drawn DRAW_CHUNK
+        at a time, each chunk from its own generator, so neither the device nor the number of
+        processes changes them, and no process ever holds more than its rows and one chunk."""
         bank = cls.empty(prior.latent_shape, n, device, shard, disk_path)
-        for c0 in range(0, n, CHUNK):
-            z = prior.sample(min(CHUNK, n - c0), generator=derived_generator(seed, "bank", c0))
+        for c0 in range(0, n, DRAW_CHUNK):
+            z = prior.sample(min(DRAW_CHUNK, n - c0),
+                             generator=derived_generator(seed, "bank", c0))
             bank._put_chunk(c0, z)
         bank.flush()
         return bank
@@ -56,6 +61,8 @@ class LatentBank:
     def empty(cls, latent_shape: tuple[int, ...], n: int, device: torch.device | str = "cpu",
               shard: Shard = Shard(), disk_path: Path | None = None) -> "LatentBank":
         shape = (shard.size(n), *latent_shape)
+        if disk_path is None and torch.device(device).type == "cpu":
+            return cls(_host_rows(shape), n, shard)
         if disk_path is None:
             return cls(torch.empty(shape, device=device), n, shard)
         disk_path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,6 +158,18 @@ class LatentBank:
 
     def load(self, latents: Tensor) -> None:
         self.load_full(latents)
+
+
+def _host_rows(shape: tuple[int, ...]) -> Tensor:
+    """float32 rows in an anonymous mapping of their own, not on the malloc heap: the process
+    keeps freed heap memory for reuse (``performance.tune_host_allocator``), and a bank of
+    hundreds of MB placed among those blocks would leave the heap larger than the bank;
+    mapped alone it costs exactly its pages and goes back to the system when dropped."""
+    count = int(np.prod(shape))
+    if count == 0:
+        return torch.empty(shape)
+    buffer = mmap.mmap(-1, count * 4)
+    return torch.frombuffer(buffer, dtype=torch.float32, count=count).view(shape)
 
 
 def open_disk_bank(path: Path, n: int, shard: Shard) -> LatentBank:

@@ -40,15 +40,16 @@ class Examples:
     """
 
     def __init__(self, storage: Tensor, decode: Callable[[Tensor], Tensor], source: str,
-                 names: list[str] | None = None, memory_mapped: bool = False) -> None:
+                 names: list[str] | None = None, streamed: bool = False) -> None:
         if storage.shape[0] == 0:
             raise ValueError("no examples")
         self.storage = storage
         self.decode = decode
         self.source = source
         self.names = names
-        #: whether ``storage`` maps a file (``latentgen prepare``) rather than holding the data
-        self.memory_mapped = memory_mapped
+        #: whether ``storage`` reads rows from a file as they are used (``latentgen prepare``)
+        #: rather than holding the data
+        self.streamed = streamed
 
     def __len__(self) -> int:
         return self.storage.shape[0]

@@ -1,5 +1,5 @@
 """Feeding an epoch's batches to the engine: gathered from memory in the training process, or
-read by DataLoader worker processes from a memory-mapped dataset (``latentgen prepare``), so
+read by DataLoader worker processes from a prepared dataset file (``latentgen prepare``), so
 that reading the next batches overlaps with computing on this one."""
 
 from __future__ import annotations
@@ -62,15 +62,10 @@ def stored_batches(data: Examples, plan: EpochPlan, start: int, workers: int,
                           prefetch_factor=4)
 
 
-def is_memory_mapped(data: Examples) -> bool:
-    """Whether the examples are read from a file as they are used (a prepared dataset)."""
-    return bool(getattr(data, "memory_mapped", False))
-
-
 def default_workers(data: Examples) -> int:
-    """Loader workers when ``--workers`` is not given: one for memory-mapped data (it reads the
-    file while the generator computes), none for data already in memory."""
-    return 1 if is_memory_mapped(data) else 0
+    """Loader workers when ``--workers`` is not given: one for data read from a file as it is
+    used (it reads ahead while the generator computes), none for data already in memory."""
+    return 1 if getattr(data, "streamed", False) else 0
 
 
 def to_device(batch: Tensor, device: torch.device) -> Tensor:

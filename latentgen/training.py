@@ -70,6 +70,9 @@ def resume_config(out: Path, **changes: Any) -> TrainConfig:
             raise ValueError(f"{key} cannot change on resume")
         if value is not None:
             setattr(config, key, value)
+    # a step budget belongs to one invocation (a smoke test, one slot of a job schedule): the
+    # stored one would stop a resumed run before it starts
+    config.max_steps = changes.get("max_steps")
     config.validate()
     return config
 

@@ -38,6 +38,12 @@ class TrainingProgress(TrainingObserver):
         self.batches = batches_per_epoch
         remaining = (total_batches if total_batches is not None
                      else max(0, config.epochs - start_epoch) * batches_per_epoch)
+        if remaining <= 0:
+            self.console.print(f"nothing to train: the run has reached epoch {start_epoch} of "
+                               f"{config.epochs}" + (f" or step {config.max_steps}"
+                                                     if config.max_steps else "")
+                               + "; give a larger --epochs or --max-steps")
+            return
         self.console.print(f"training [bold]{config.modality}[/] on {n_examples} examples "
                            f"({config.data or 'embedded default'}), d = {config.latent_dim}, "
                            f"L = {config.langevin_steps}, epochs {start_epoch + 1}..{config.epochs}")
