@@ -132,12 +132,3 @@ def barrier(shard: Shard) -> None:
         dist.barrier()
 
 
-def broadcast_flag(flag: bool, shard: Shard) -> bool:
-    """Rank 0's ``flag`` on every rank (e.g. "stop now")."""
-    if shard.world == 1:
-        return flag
-    t = torch.tensor([int(flag)], dtype=torch.int64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.broadcast(t, 0)
-    return bool(t.item())

@@ -50,8 +50,12 @@ class Model:
         modality = reg.modality(config.modality)
         if is_prepared(config.data):
             # packed with resolved options: those apply unless the user gave others
-            options = modality.make_options({**prepared_options(config.data),  # type: ignore[arg-type]
-                                             **config.modality_options})
+            packed_as, packed_options = prepared_options(config.data)  # type: ignore[arg-type]
+            if packed_as != modality.name:
+                raise UserError(f"--data {config.data} holds {packed_as} data, not "
+                                f"{modality.name}; pass --modality {packed_as} or prepare the "
+                                f"data for {modality.name}")
+            options = modality.make_options({**packed_options, **config.modality_options})
         else:
             options = modality.resolve_options(modality.make_options(config.modality_options),
                                                config.data)

@@ -181,9 +181,10 @@ class RowFile:
         return self[:].numpy()
 
 
-def prepared_options(source: str) -> dict[str, Any]:
-    """The modality options a prepared file was packed with."""
-    return dict(read_sidecar(source).get("modality_options", {}))
+def prepared_options(source: str) -> tuple[str, dict[str, Any]]:
+    """The modality a prepared file holds and the options it was packed with."""
+    meta = read_sidecar(source)
+    return meta["modality"], dict(meta.get("modality_options", {}))
 
 
 def _decoder(name: str, modality: Any) -> Callable[[torch.Tensor], torch.Tensor]:
