@@ -8,7 +8,8 @@ whose pages before exec are a copy of the parent's.) DataLoader workers are proc
 own and are not in the figure; `--workers 0` reads in the training process itself.
 
 It prints one JSON object: the peaks, the growth per extra example between consecutive sizes,
-and the bound 4 * d bytes (one float32 latent per example).
+and whether it meets the bound: peak(N2) - peak(N1) <= 4 * d * (N2 - N1) + 1 MiB, i.e. at most
+one float32 latent per extra example plus a small constant.
 
     python benchmarks/peak_rss.py --examples 20000 200000 --latent-dim 16
 """
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+
+#: the "small constant" of the bound: allocator and page granularity
+SLACK = 1 << 20
 
 #: runs the CLI with the given arguments, then prints the process's peak RSS
 CHILD = """
@@ -84,11 +88,13 @@ def main() -> None:
     growth = [(b["peak_rss_bytes"] - a["peak_rss_bytes"]) / (b["examples"] - a["examples"])
               for a, b in zip(rows, rows[1:])]
     bound = 4 * args.latent_dim
+    within = all(b["peak_rss_bytes"] - a["peak_rss_bytes"]
+                 <= bound * (b["examples"] - a["examples"]) + SLACK for a, b in zip(rows, rows[1:]))
     print(json.dumps({"latent_dim": args.latent_dim, "latents_on": args.latents_on,
                       "workers": args.workers, "max_steps": args.steps, "runs": rows,
                       "growth_bytes_per_example": [round(g, 2) for g in growth],
-                      "bound_bytes_per_example": bound,
-                      "within_bound": all(g <= bound for g in growth)}))
+                      "bound_bytes_per_example": bound, "slack_bytes": SLACK,
+                      "within_bound": within}))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import torch
 
 from .data import Examples, allocating_with
 from .errors import UserError
+from .rowfile import RowFile
 from .rundir import atomic_write
 
 FORMAT = "latentgen-prepared"
@@ -89,96 +90,6 @@ def open_prepared(source: str, modality: Any) -> Examples:
     rows = RowFile(data_path, dtype, meta["shape"])
     return Examples(rows, _decoder(meta["decode"], modality), str(data_path),  # type: ignore[arg-type]
                     streamed=True)
-
-
-class RowFile:
-    """The rows of a raw array file, read on demand with ``pread``: what ``Examples.storage``
-    needs of a tensor (``len``, ``shape``, indexing by an index tensor or a slice, ``to``).
-
-    Why not ``mmap``: a page faulted in maps its whole page-cache folio, and on current kernels
-    (large folios) reading one random 768-byte picture mapped up to 2 MB; 5 batches of 64
-    random rows of a 150 MB file raised the process's RSS by 150 MB. Reads into a fresh buffer
-    leave the resident set at one batch; the kernel's page cache still keeps hot rows.
-    """
-
-    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
-        self.path = Path(path)
-        self.np_dtype = np.dtype(dtype)
-        self.shape = torch.Size(shape)
-        self.dtype = torch.from_numpy(np.empty(0, self.np_dtype)).dtype
-        self.device = torch.device("cpu")
-        self.row_bytes = int(np.prod(shape[1:])) * self.np_dtype.itemsize
-        self._fd: int | None = None
-        self._pid = -1
-
-    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers open their own descriptor
-        return {**self.__dict__, "_fd": None, "_pid": -1}
-
-    def _file(self) -> int:
-        if self._fd is None or self._pid != os.getpid():
-            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
-        return self._fd
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def numel(self) -> int:
-        return int(np.prod(self.shape))
-
-    def element_size(self) -> int:
-        return self.np_dtype.itemsize
-
-    def is_pinned(self) -> bool:
-        return False
-
-    def __getitem__(self, index: Any) -> torch.Tensor:
-        n = self.shape[0]
-        if isinstance(index, slice):
-            start, stop, step = index.indices(n)
-            if step == 1:
-                out = np.empty((max(0, stop - start), *self.shape[1:]), self.np_dtype)
-                self._read(start, out.reshape(len(out), -1))
-                return torch.from_numpy(out)
-            index = torch.arange(start, stop, step)
-        idx = torch.as_tensor(index, dtype=torch.int64).reshape(-1).cpu()
-        if len(idx) and (int(idx.min()) < -n or int(idx.max()) >= n):
-            raise IndexError(f"row index out of range for {n} rows")
-        idx = torch.where(idx < 0, idx + n, idx)
-        out = np.empty((len(idx), *self.shape[1:]), self.np_dtype)
-        flat = out.reshape(len(idx), -1)
-        # one read per run of consecutive rows, in file order
-        order = torch.argsort(idx).tolist()
-        ids = idx.tolist()
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and ids[order[j + 1]] == ids[order[j]] + 1 and \
-                    order[j + 1] == order[j] + 1:
-                j += 1
-            self._read(ids[order[i]], flat[order[i]:order[j] + 1])
-            i = j + 1
-        result = torch.from_numpy(out)
-        return result if torch.is_tensor(index) or not isinstance(index, int) else result[0]
-
-    def _read(self, first: int, rows: np.ndarray) -> None:
-        view = memoryview(rows).cast("B")
-        offset, done = first * self.row_bytes, 0
-        while done < len(view):
-            got = os.preadv(self._file(), [view[done:]], offset + done)
-            if got <= 0:
-                raise UserError(f"{self.path} ended early (truncated while in use?); run "
-                                "`latentgen prepare` again")
-            done += got
-
-    def to(self, device: Any = None, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """Every row, loaded (e.g. onto a GPU that holds the whole set)."""
-        return self[:].to(device, *args, **kwargs)
-
-    def contiguous(self) -> torch.Tensor:
-        return self[:]
-
-    def numpy(self) -> np.ndarray:
-        return self[:].numpy()
 
 
 def prepared_options(source: str) -> tuple[str, dict[str, Any]]:

@@ -20,6 +20,12 @@ class Prior(ABC):
                device: torch.device | str = "cpu") -> Tensor:
         """Draw ``n`` latents, shape ``(n, *latent_shape)``."""
 
+    def sample_into(self, out: Tensor, generator: torch.Generator | None = None) -> None:
+        """Fill ``out`` (``(n, *latent_shape)``) with the ``n`` draws ``sample(n, generator)``
+        gives; override to draw in place (the latent bank of a large dataset is filled this
+        way, chunk by chunk, without temporary copies)."""
+        out.copy_(self.sample(out.shape[0], generator=generator, device=out.device))
+
     @abstractmethod
     def log_prob(self, z: Tensor) -> Tensor:
         """Log density per example, shape ``(n,)``."""
@@ -40,6 +46,11 @@ class StandardNormal(Prior):
         gen_device = generator.device if generator is not None else device
         z = torch.randn((n, *self.latent_shape), generator=generator, device=gen_device)
         return z.to(device)
+
+    def sample_into(self, out: Tensor, generator: torch.Generator | None = None) -> None:
+        if generator is not None and generator.device != out.device or not out.is_contiguous():
+            return super().sample_into(out, generator)
+        torch.randn(out.shape, generator=generator, out=out)
 
     def log_prob(self, z: Tensor) -> Tensor:
         d = z[0].numel()

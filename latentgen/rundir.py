@@ -112,7 +112,8 @@ class RunDir:
             header = tmp.stat().st_size - int(np.prod(shape)) * 4
             with open(tmp, "r+b") as fh:  # rows arrive in order: written, not mapped
                 fh.seek(header)
-                fill(lambda first, rows: fh.write(rows.float().contiguous().numpy().tobytes()))
+                fill(lambda first, rows: fh.write(
+                    np.ascontiguousarray(rows.float().numpy()).data))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
