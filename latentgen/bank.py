@@ -42,7 +42,7 @@ class LatentBank:
         self.latents = latents
         self.n = latents.shape[0] if n is None else n
         self.shard = shard
-        #: the memory-mapped file holding the rows, for a bank on disk
+        #: the .npy file holding the rows, for a bank on disk
         self.path = path
 
     @classmethod

@@ -75,8 +75,10 @@ class Model:
     def open_data(self, source: str | None, what: str = "--data") -> Examples:
         """Examples from ``source`` that this generator can reconstruct (shape checked)."""
         try:
-            data = (open_prepared(source, self.modality) if is_prepared(source)  # type: ignore[arg-type]
-                    else self.modality.open_dataset(source, self.options))
+            if is_prepared(source):
+                data = open_prepared(source, self.modality)  # type: ignore[arg-type]
+            else:
+                data = self.modality.open_dataset(source, self.options)
         except UserError as exc:  # plugins name the path; the flag is known here
             raise UserError(f"{what}: {exc}") from None
         shape = tuple(self.generator.data_shape)

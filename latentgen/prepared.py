@@ -1,5 +1,5 @@
-"""Prepared datasets: examples packed once into a memory-mapped array, for data larger than
-memory (``latentgen prepare``).
+"""Prepared datasets: examples packed once into one array file, for data larger than memory
+(``latentgen prepare``).
 
     FILE        the stored examples (e.g. uint8 pixels), C order, no header
     FILE.json   {"format": "latentgen-prepared", "shape": [...], "dtype": "uint8",
@@ -88,8 +88,8 @@ def open_prepared(source: str, modality: Any) -> Examples:
                         f"{expected} (shape {list(meta['shape'])}, {dtype}); the file is "
                         "incomplete or was replaced: run `latentgen prepare` again")
     rows = RowFile(data_path, dtype, meta["shape"])
-    return Examples(rows, _decoder(meta["decode"], modality), str(data_path),  # type: ignore[arg-type]
-                    streamed=True)
+    decode = _decoder(meta["decode"], modality)
+    return Examples(rows, decode, str(data_path), streamed=True)  # type: ignore[arg-type]
 
 
 def prepared_options(source: str) -> tuple[str, dict[str, Any]]:

@@ -41,9 +41,13 @@ class TrainingObserver:
 
 def with_modality_defaults(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` (from a config file and the command line) completed with the chosen
-    modality's ``train_defaults`` where they are silent."""
+    modality's ``train_defaults`` where they are silent. Without a modality, prepared data
+    (``latentgen prepare``) brings its own."""
     from .plugins import get_registry
+    from .prepared import is_prepared, prepared_options
 
+    if not values.get("modality") and is_prepared(values.get("data")):
+        values = {**values, "modality": prepared_options(values["data"])[0]}
     name = values.get("modality") or TrainConfig.modality
     return {**get_registry().modality(name).train_defaults, **values}
 

@@ -113,8 +113,9 @@ def train(
                                             rich_help_panel=_SCALE_PANEL),
     latents_on: Optional[str] = typer.Option(None, help="Where the latent bank lives: device "
                                              "(the training device), host (CPU memory) or "
-                                             "disk (a memory-mapped file beside the "
-                                             "checkpoint) (default: device).",
+                                             "disk (a .npy file beside the checkpoint, "
+                                             "read a batch of rows at a time) (default: "
+                                             "device).",
                                              rich_help_panel=_SCALE_PANEL),
     workers: Optional[int] = typer.Option(None, help="DataLoader worker processes reading "
                                           "batches ahead (default: 1 for prepared data, "
@@ -352,9 +353,9 @@ def prepare(
                              show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Pack a dataset into one memory-mapped file (for data larger than memory): `train
-    --data FILE` then reads batches from it as they are needed, with the modality options it
-    was packed with."""
+    """Pack a dataset into one array file (for data larger than memory): `train --data FILE`
+    then reads batches from it as they are needed, with the modality options it was packed
+    with (FILE.json)."""
     from latentgen.config import TrainConfig
     from latentgen.model import Model
     from latentgen.prepared import prepare as pack

@@ -46,7 +46,8 @@ class TrainingProgress(TrainingObserver):
             return
         self.console.print(f"training [bold]{config.modality}[/] on {n_examples} examples "
                            f"({config.data or 'embedded default'}), d = {config.latent_dim}, "
-                           f"L = {config.langevin_steps}, epochs {start_epoch + 1}..{config.epochs}")
+                           f"L = {config.langevin_steps}, "
+                           f"epochs {start_epoch + 1}..{config.epochs}")
         self.progress.start()
         self.task = self.progress.add_task("train", total=remaining, epoch="-", loss="-",
                                            mse="-", speed="")
