@@ -2,7 +2,8 @@
 
 For each N it writes N random 16x16 RGB pictures as an array, packs them with `latentgen
 prepare` (not measured), then runs the CLI's `train --data PREPARED --max-steps 5` in a child
-Python process, which reports its own peak resident set (VmHWM from /proc/self/status) as it
+Python process, and then `train --resume --max-steps 10` (whose bank comes from the
+checkpoint); each reports its own peak resident set (VmHWM from /proc/self/status) as it
 ends. (wait4's ru_maxrss is not used: it also counts short-lived helpers that libraries fork,
 whose pages before exec are a copy of the parent's.) DataLoader workers are processes of their
 own and are not in the figure; `--workers 0` reads in the training process itself.
@@ -82,17 +83,27 @@ def main() -> None:
             if args.workers is not None:
                 cmd += ["--workers", str(args.workers)]
             peak = peak_rss(cmd)
+            # then resume the same run for as many steps again (the bank comes from the
+            # checkpoint)
+            resumed = peak_rss(["train", "--resume", "--out", str(Path(tmp, f"run-{n}")),
+                                "--max-steps", str(2 * args.steps)])
             bank = 0 if args.latents_on == "disk" else 4 * args.latent_dim * n
             rows.append({"examples": n, "peak_rss_bytes": peak, "bank_bytes": bank,
-                         "peak_minus_bank_bytes": peak - bank})
-    growth = [(b["peak_rss_bytes"] - a["peak_rss_bytes"]) / (b["examples"] - a["examples"])
-              for a, b in zip(rows, rows[1:])]
+                         "peak_minus_bank_bytes": peak - bank,
+                         "resume_peak_rss_bytes": resumed,
+                         "resume_peak_minus_bank_bytes": resumed - bank})
     bound = 4 * args.latent_dim
-    within = all(b["peak_rss_bytes"] - a["peak_rss_bytes"]
-                 <= bound * (b["examples"] - a["examples"]) + SLACK for a, b in zip(rows, rows[1:]))
+    pairs = list(zip(rows, rows[1:]))
+
+    def growth(key: str) -> list[float]:
+        return [round((b[key] - a[key]) / (b["examples"] - a["examples"]), 2) for a, b in pairs]
+
+    within = all(b[key] - a[key] <= bound * (b["examples"] - a["examples"]) + SLACK
+                 for a, b in pairs for key in ("peak_rss_bytes", "resume_peak_rss_bytes"))
     print(json.dumps({"latent_dim": args.latent_dim, "latents_on": args.latents_on,
                       "workers": args.workers, "max_steps": args.steps, "runs": rows,
-                      "growth_bytes_per_example": [round(g, 2) for g in growth],
+                      "growth_bytes_per_example": growth("peak_rss_bytes"),
+                      "resume_growth_bytes_per_example": growth("resume_peak_rss_bytes"),
                       "bound_bytes_per_example": bound, "slack_bytes": SLACK,
                       "within_bound": within}))
 

@@ -13,6 +13,7 @@ back out of one, whatever the number of processes that wrote it.
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 from pathlib import Path
 from typing import Callable
@@ -146,12 +147,19 @@ class LatentBank:
         return out
 
     def load_full(self, latents: Tensor) -> None:
-        """Take this shard's rows out of a full bank (any number of processes wrote it)."""
+        """Take this shard's rows out of a full bank (any number of processes wrote it).
+
+        A bank mapped from a checkpoint file (``torch.load(mmap=True)``) is handed back to the
+        kernel chunk by chunk as it is copied: otherwise every page read stays mapped, and
+        resuming would hold the stored bank beside the new one (measured: 517 instead of 260
+        bytes per example at d = 64)."""
         if tuple(latents.shape) != (self.n, *self.latent_shape):
             raise ValueError(f"latent bank shape {tuple(latents.shape)} does not match "
                              f"{(self.n, *self.latent_shape)}")
         for c0 in range(0, self.n, CHUNK):
-            self._put_chunk(c0, latents[c0:c0 + CHUNK])
+            chunk = latents[c0:c0 + CHUNK]
+            self._put_chunk(c0, chunk)
+            _page_out(chunk)
         self.flush()
 
     def _comm_device(self) -> torch.device:
@@ -167,6 +175,24 @@ class LatentBank:
 
     def load(self, latents: Tensor) -> None:
         self.load_full(latents)
+
+
+def _page_out(t: Tensor) -> None:
+    """Ask the kernel to reclaim the pages under a CPU tensor we are done reading
+    (``MADV_PAGEOUT``, Linux 5.4+). Safe for any memory: file-backed pages are re-read if
+    touched again, anonymous ones kept or swapped, never lost. A no-op elsewhere."""
+    if not isinstance(t, Tensor) or t.device.type != "cpu" or t.numel() == 0:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        page = mmap.PAGESIZE
+        start = -(-t.data_ptr() // page) * page  # whole pages inside the tensor only
+        end = (t.data_ptr() + t.numel() * t.element_size()) // page * page
+        if end > start:
+            libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start),
+                         ctypes.c_int(21))  # MADV_PAGEOUT
+    except (OSError, AttributeError):
+        pass
 
 
 def _host_rows(shape: tuple[int, ...]) -> Tensor:

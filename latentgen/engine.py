@@ -105,7 +105,10 @@ class ABPEngine:
         self.precision = precision
         #: what runs the forward passes: the generator, or its compiled form. Inference uses it
         #: directly (the weights are fixed there, so nothing is synchronised)
-        self.net = compiled(self.generator, self.device) if compile else self.generator
+        # with several processes each one's share of a batch varies in size: compile for
+        # dynamic shapes then (static shapes would recompile, and re-record CUDA graphs, per size)
+        self.net = (compiled(self.generator, self.device, static=shard.world == 1) if compile
+                    else self.generator)
         #: a float64 copy of the generator that computes the learning step's gradients, or
         #: None. float32 sums of a batch's gradient depend on how the batch is split (across
         #: processes and threads); Adam divides each gradient entry by its own scale, so

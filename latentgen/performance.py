@@ -51,8 +51,11 @@ def autocast(device: torch.device, precision: str) -> ContextManager[Any]:
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def compiled(generator: nn.Module, device: torch.device) -> nn.Module:
-    """``torch.compile(generator)``; CUDA graphs on CUDA (shapes are static in training)."""
+def compiled(generator: nn.Module, device: torch.device, static: bool = True) -> nn.Module:
+    """``torch.compile(generator)``; with ``static`` shapes (one process: every batch but the
+    last has the same size) CUDA graphs on CUDA, else compiled for dynamic batch sizes."""
+    if not static:
+        return torch.compile(generator, dynamic=True)
     mode = "reduce-overhead" if device.type == "cuda" else None
     return torch.compile(generator, mode=mode, dynamic=False)
 
@@ -61,8 +64,8 @@ def place_storage(storage: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Training data for ``device``: moved there when it fits in a quarter of the free device
     memory, so batches are gathered on the device with no copy per batch; otherwise left in
     host memory and copied batch by batch."""
-    if device.type != "cuda":
-        return storage
+    if device.type != "cuda" or not isinstance(storage, torch.Tensor):
+        return storage  # a file read batch by batch (prepared data) stays a file
     free, _ = torch.cuda.mem_get_info(device)
     nbytes = storage.numel() * storage.element_size()
     return storage.to(device) if nbytes <= DATA_ON_DEVICE_SHARE * free else storage

@@ -68,6 +68,9 @@ def read_sidecar(source: str) -> dict[str, Any]:
     if meta.get("version", 0) > VERSION:
         raise UserError(f"{side} was written by a newer latentgen (format {meta['version']}); "
                         "upgrade latentgen")
+    if not shape or min(shape) < 1:
+        raise UserError(f"{side} describes an empty array (shape {list(shape)}); run "
+                        "`latentgen prepare` again on data that holds examples")
     meta["shape"] = shape
     return meta
 
@@ -133,11 +136,18 @@ def prepare(model: Any, source: str | None, out: str | Path) -> dict[str, Any]:
     written. ``out`` appears complete or not at all.
     """
     out = Path(out)
+    if out.suffix.lower() == ".json":
+        raise UserError(f"--out {out}: a .json name is taken by the sidecar; give the data file's "
+                        "name (e.g. faces.u8), and FILE.json is written beside it")
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name for the prepared data")
     if out.exists() or sidecar_of(out).exists():
         raise UserError(f"--out {out} already exists; delete it or choose another name")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create its folder ({exc.strerror}); give a "
+                        "path in a writable folder") from None
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     mapped: list[np.memmap] = []
 

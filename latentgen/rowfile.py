@@ -101,7 +101,7 @@ class RowFile:
     def __getitem__(self, index: Any) -> torch.Tensor:
         ids, single = self._rows(index)
         out = np.empty((len(ids), *self.shape[1:]), self.np_dtype)
-        flat = out.reshape(len(ids), -1)
+        flat = out.reshape(len(ids), self.row_bytes // self.np_dtype.itemsize)
         for row, pos, count in self._runs(ids):
             self._transfer(row, flat[pos:pos + count], write=False)
         result = torch.from_numpy(out)
@@ -112,7 +112,8 @@ class RowFile:
             raise TypeError(f"{self.path} is open read-only")
         ids, _ = self._rows(index)
         rows = value.detach().to("cpu", self.dtype).expand(len(ids), *self.shape[1:])
-        flat = np.ascontiguousarray(rows.numpy()).reshape(len(ids), -1)
+        flat = np.ascontiguousarray(rows.numpy()).reshape(len(ids),
+                                                          self.row_bytes // self.np_dtype.itemsize)
         for row, pos, count in self._runs(ids):
             self._transfer(row, flat[pos:pos + count], write=True)
 

@@ -140,14 +140,21 @@ class RunDir:
         return state
 
     def load_checkpoint_latents(self, name: str) -> torch.Tensor:
-        """A bank saved beside a checkpoint, mapped (rows are read as they are used)."""
+        """A bank saved beside a checkpoint; rows are read from the file as they are used
+        (``RowFile``: a tensor-like view, ``[:]`` or ``.to(device)`` loads it all)."""
+        from .rowfile import RowFile
+
         path = self.checkpoints_dir / name
         try:
-            # mode "c": writable private pages (torch wants a writable array)
-            return torch.from_numpy(np.load(path, mmap_mode="c"))
+            array = np.load(path, mmap_mode="r")
+            shape, dtype, offset = array.shape, array.dtype, array.offset
+            del array
+            if dtype != np.float32 or not path.stat().st_size >= offset + 4 * np.prod(shape):
+                raise ValueError("not a float32 array of the size its header states")
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read the latent bank {path} ({exc}); it is missing or "
                             "damaged") from None
+        return RowFile(path, dtype, shape, offset=offset)  # type: ignore[return-value]
 
     # -- metrics -------------------------------------------------------------------------
     def read_metrics(self) -> list[dict[str, str]]:

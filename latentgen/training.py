@@ -117,9 +117,12 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, observer: TrainingObs
     config.modality_options = dataclasses.asdict(model.options)  # record resolved defaults
     data = model.open_data(config.data)
     data.storage = place_storage(data.storage, device)
+    # every process opens them, so that bad input stops all with one line each; only the
+    # first keeps them (it computes the curves)
     held_out = {name: model.open_data(source, f"--{name}-data") for name, source in
-                (("test", config.test_data), ("negative", config.negative_data))
-                if source and main}
+                (("test", config.test_data), ("negative", config.negative_data)) if source}
+    if not main:
+        held_out = {}
     masks = None
     if config.mask:
         masks = parse_masks(config.mask, model.modality, model.options,
@@ -131,7 +134,32 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, observer: TrainingObs
                         f"trained on {state['latents'].shape[0]}; resume with the same data")
 
     generator = model.generator.to(device)
+    stored_shape = tuple(state["latents"].shape[1:]) if state is not None else None
+    if stored_shape is not None and stored_shape != tuple(model.prior.latent_shape):
+        raise UserError(f"--resume: checkpoint {run.last_checkpoint} holds latents of shape "
+                        f"{stored_shape}, this run's are {tuple(model.prior.latent_shape)}; it "
+                        "is damaged or from other settings")
+    if main and run.checkpoints_dir.is_dir():  # working banks of a run with another world size
+        for stale in run.checkpoints_dir.glob("bank-rank*-of-*.npy"):
+            if not stale.name.endswith(f"-of-{shard.world}.npy"):
+                stale.unlink(missing_ok=True)
     bank = _make_bank(model, config, len(data), device, shard, run, fresh=state is None)
+    # handed over in a list so that _run can drop the (mapped) checkpoint once it is loaded
+    states, state = [state], None
+    try:
+        return _run(config, run, model, data, held_out, masks, states, bank, observer, shard,
+                    device)
+    finally:
+        if bank.path is not None:  # the working rows: the checkpoint holds the bank
+            bank.path.unlink(missing_ok=True)
+
+
+def _run(config: TrainConfig, run: RunDir, model: Model, data: Any, held_out: dict[str, Any],
+         masks: Any, states: list[dict[str, Any] | None], bank: LatentBank,
+         observer: TrainingObserver, shard: Shard, device: torch.device) -> RunDir:
+    main = shard.is_main
+    state = states.pop()
+    generator = model.generator
     engine = ABPEngine(generator, model.prior, model.sampler(), model.observation, bank,
                        langevin_steps=config.langevin_steps, batch_size=config.batch_size,
                        lr=config.lr, beta1=config.beta1, seed=config.seed,
@@ -211,9 +239,6 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, observer: TrainingObs
         del latents
         observer.epoch(row)
     barrier(shard)
-    if bank.path is not None:  # the working rows; the checkpoint holds the bank
-        del engine, bank
-        _working_bank_path(run, shard).unlink(missing_ok=True)
     return run
 
 

@@ -161,6 +161,11 @@ def train(
         cfg = TrainConfig.from_dict(with_modality_defaults(values),
                                     source=str(config) if config else "options")
         if out is None:
+            from latentgen.distributed import environment_world
+
+            if environment_world()[1] > 1:  # a time-stamped name could differ between processes
+                raise UserError("under torchrun give --out: every process must name the same "
+                                "run directory")
             out = Path("runs") / f"{cfg.modality}-{time.strftime('%Y%m%d-%H%M%S')}"
     from latentgen.curves import REGIME_RULE, final_regime
 
