@@ -304,3 +304,14 @@ def test_prepared_data_brings_its_modality_and_options(tmp_path, cli):
     assert 'modality = "audio"' in config and "clip_seconds = 0.5" in config
     # the audio modality's own training default (step size 0.1) applies
     assert "step_size = 0.1" in config
+
+
+def test_batchnorm_generators_need_cuda_to_run_on_several_processes():
+    from latentgen.distributed import sync_batchnorm
+    from latentgen.errors import UserError
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4))
+    assert sync_batchnorm(net, Shard(0, 1), torch.device("cpu")) is net
+    assert sync_batchnorm(torch.nn.Linear(2, 2), Shard(0, 2), torch.device("cpu")) is not None
+    with pytest.raises(UserError, match="BatchNorm"):
+        sync_batchnorm(net, Shard(0, 2), torch.device("cpu"))
