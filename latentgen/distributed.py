@@ -97,8 +97,7 @@ def session(device: torch.device) -> Iterator[tuple[Shard, torch.device]]:
             dist.destroy_process_group()
 
 
-def data_parallel(net: nn.Module, generator: nn.Module, shard: Shard,
-                  device: torch.device) -> nn.Module:
+def data_parallel(net: nn.Module, shard: Shard, device: torch.device) -> nn.Module:
     """``net`` wrapped in DDP for the learning step (gradients averaged across ranks)."""
     if shard.world == 1:
         return net

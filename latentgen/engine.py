@@ -120,7 +120,7 @@ class ABPEngine:
         #: what runs the learning step: ``net`` (or the float64 copy), under DDP when there are
         #: several processes
         self.learner = data_parallel(self.shadow if self.shadow is not None else self.net,
-                                     self.generator, shard, self.device)
+                                     shard, self.device)
         # foreach: the multi-tensor update (fewer, larger operations than one per tensor)
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr,
                                           betas=(beta1, 0.999), foreach=True)
