@@ -227,16 +227,20 @@ def _run(config: TrainConfig, run: RunDir, model: Model, data: Any, held_out: di
                "seconds": round(stats.seconds, 3)}
         keep = (f"epoch_{epoch:04d}.pt"
                 if config.checkpoint_every and epoch % config.checkpoint_every == 0 else None)
-        latents = _save(run, model, engine, config, epoch, None, keep, before_write=lambda z: (
-            row.update(tracker.measure(z)) if tracker is not None and tracker.held_out and (
-                epoch % config.eval_every == 0 or epoch == config.epochs) else None))
-        if main:
+        def record(latents: torch.Tensor, epoch: int = epoch, row: dict = row) -> None:
+            """The first process's part, with the full bank, before the checkpoint: the
+            curves, then metrics.csv, curves.png and samples (a crash between them and the
+            checkpoint leaves a resumable run whose metrics cover its checkpoint)."""
+            assert tracker is not None
+            if tracker.held_out and (epoch % config.eval_every == 0 or epoch == config.epochs):
+                row.update(tracker.measure(latents))
             rows.append(row)
             run.write_metrics(rows)
-            tracker.plot(rows, run.curves_path)  # type: ignore[union-attr]
+            tracker.plot(rows, run.curves_path)
             if epoch % config.sample_every == 0 or epoch == config.epochs:
                 write_sample_grid(model, z_fixed, run.samples_dir / f"epoch_{epoch:04d}")
-        del latents
+
+        _save(run, model, engine, config, epoch, None, keep, before_write=record)
         observer.epoch(row)
     barrier(shard)
     return run
@@ -260,10 +264,10 @@ def _make_bank(model: Model, config: TrainConfig, n: int, device: torch.device, 
 
 def _save(run: RunDir, model: Model, engine: ABPEngine, config: TrainConfig, epoch: int,
           progress: EpochProgress | None, keep: str | None,
-          before_write: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor | None:
+          before_write: Callable[[torch.Tensor], None] | None = None) -> None:
     """Gather the bank and write the checkpoint (every rank calls this; the first writes).
     ``before_write(full bank)`` runs on the first rank before the checkpoint is written (the
-    error curves use the bank). Returns the full bank on the first rank."""
+    error curves use the bank)."""
     main = engine.shard.is_main
     state = checkpoint_state(model, engine, config, epoch)
     state["progress"] = progress.to_dict() if progress is not None else None
@@ -279,7 +283,6 @@ def _save(run: RunDir, model: Model, engine: ABPEngine, config: TrainConfig, epo
         if before_write is not None:
             before_write(latents)  # type: ignore[arg-type]
         run.save_checkpoint(state, keep_as=keep)
-    return latents
 
 
 def checkpoint_state(model: Model, engine: ABPEngine, config: TrainConfig, epoch: int
