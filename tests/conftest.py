@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentgen import plugins
+from latentgen.plugins import registry as plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGIN = ROOT / "docs" / "examples" / "latentgen-example-plugin"
@@ -103,3 +103,17 @@ def example_plugin():
     yield latentgen_waves
     plugins.unregister_plugin("waves")
     sys.path.remove(str(EXAMPLE_PLUGIN))
+
+
+def train_api(config, out: Path, resume: bool = False):
+    """Train ``config`` (a TrainConfig) into ``out`` through the Python API."""
+    import latentgen
+
+    return latentgen.train(config, out=out, resume=resume)
+
+
+def resume_api(out: Path, **changes):
+    """Resume the run in ``out`` through the Python API, with resumable ``changes``."""
+    import latentgen
+
+    return latentgen.train(out=out, resume=True, **changes)

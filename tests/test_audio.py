@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from latentgen import UserError
-from latentgen.plugins import get_registry
+from latentgen.plugins.registry import get_registry
 from tests.conftest import train_from_cli
 
 RATE = 4000  # tiny clips keep the suite fast: 0.25 s = 1000 samples
@@ -142,7 +142,7 @@ def test_synthesize_streams_wavs_of_the_run_rate(audio_run, cli, tmp_path):
 
 
 def test_reconstruct_interpolate_evaluate_report(audio_run, sound_sets, cli, tmp_path):
-    res = cli("reconstruct", audio_run, "--data", sound_sets["test"], "--n", "4", "--steps",
+    res = cli("reconstruct", audio_run, "--data", sound_sets["test"], "--n", "4", "--infer-steps",
               "20", "--out", tmp_path / "r")
     assert res.code == 0, res
     assert len(list((tmp_path / "r").glob("reconstruction_*.wav"))) == 4
@@ -150,14 +150,14 @@ def test_reconstruct_interpolate_evaluate_report(audio_run, sound_sets, cli, tmp
     assert res.code == 0, res
     assert len(list((tmp_path / "i").glob("pair00_step_*.wav"))) == 7  # 5 steps + 2 originals
     assert (tmp_path / "i" / "grid.wav").exists()
-    res = cli("evaluate", audio_run, "--test", sound_sets["test"], "--negative",
-              sound_sets["negative"], "--steps", "20", "--json")
+    res = cli("evaluate", audio_run, "--test-data", sound_sets["test"], "--negative-data",
+              sound_sets["negative"], "--infer-steps", "20", "--json")
     assert res.code == 0, res
     result = json.loads(res.out)
     for name in ("train", "test", "negative"):
         assert result[name]["mse"] >= 0 and result[name]["log_mel_db"] >= 0
         assert name in result["pca"] and "log_mel_db" in result["pca_metrics"][name]
-    res = cli("report", audio_run, "--steps", "10", "--out", tmp_path / "report.html")
+    res = cli("report", audio_run, "--infer-steps", "10", "--out", tmp_path / "report.html")
     assert res.code == 0, res
     page = (tmp_path / "report.html").read_text()
     assert '<audio controls preload="metadata" src="data:audio/wav;base64,' in page

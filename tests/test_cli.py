@@ -45,7 +45,7 @@ def test_reconstruct_training_data_and_new_data(trained_run, tiny_data, cli, tmp
     assert len(list((tmp_path / "rec").glob("original_*.png"))) == 8
     assert len(list((tmp_path / "rec").glob("reconstruction_*.png"))) == 8
     res = cli("reconstruct", trained_run, "--data", tiny_data["test"], "--out", tmp_path / "rec2",
-              "--n", "4", "--steps", "20")
+              "--n", "4", "--infer-steps", "20")
     assert res.code == 0, res
     Image.open(tmp_path / "rec2" / "grid.png").verify()
 
@@ -61,8 +61,8 @@ def test_interpolate(trained_run, tiny_data, cli, tmp_path):
 
 
 def test_evaluate_json(trained_run, tiny_data, cli):
-    res = cli("evaluate", trained_run, "--test", tiny_data["test"], "--negative",
-              tiny_data["negative"], "--steps", "30", "--json")
+    res = cli("evaluate", trained_run, "--test-data", tiny_data["test"], "--negative-data",
+              tiny_data["negative"], "--infer-steps", "30", "--json")
     assert res.code == 0, res
     result = json.loads(res.out)
     assert set(result) == {"train", "test", "negative", "pca", "regime"}
@@ -145,7 +145,7 @@ def test_run_dir_without_checkpoint(verb, cli, tmp_path):
 @pytest.mark.parametrize("args", [
     ["reconstruct", "--n", "0"], ["synthesize", "--batch-size", "0"],
     ["synthesize", "--device", "tpu"], ["interpolate", "--infer-steps", "-1"],
-    ["evaluate", "--steps", "-1"]])
+    ["evaluate", "--infer-steps", "-1"]])
 def test_bad_verb_options_are_one_line_errors(args, trained_run, cli, tmp_path):
     verb, *rest = args
     out = [] if verb == "evaluate" else ["--out", tmp_path / "o"]

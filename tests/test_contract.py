@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from latentgen import UserError
-from latentgen.plugins import get_registry
+from latentgen.plugins.registry import get_registry
 
 MODALITIES = sorted(get_registry().modalities)
 

@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from latentgen.bank import LatentBank
-from latentgen.distributed import Shard
-from latentgen.order import EpochOrder
-from latentgen.priors import StandardNormal
-from latentgen.rundir import RunDir
-from latentgen.samplers import RowNoise, normal_like
-from latentgen.seeding import derived_generator
+from latentgen.training.bank import LatentBank
+from latentgen.runtime.distributed import Shard
+from latentgen.data.order import EpochOrder
+from latentgen.model.priors import StandardNormal
+from latentgen.training.rundir import RunDir
+from latentgen.model.samplers import RowNoise, normal_like
+from latentgen.runtime.seeding import derived_generator
 
 from .conftest import TINY_TRAIN, make_faces
 
@@ -195,8 +195,8 @@ def picture_folder(tmp_path_factory) -> Path:
 
 
 def test_prepare_then_train_equals_training_on_the_folder(picture_folder, tmp_path, cli):
-    from latentgen.model import Model
-    from latentgen.config import TrainConfig
+    from latentgen.training.assembly import Model
+    from latentgen.training.config import TrainConfig
 
     packed = tmp_path / "faces.u8"
     res = cli("prepare", "--modality", "image", "--data", picture_folder, "--out", packed,
@@ -307,7 +307,7 @@ def test_prepared_data_brings_its_modality_and_options(tmp_path, cli):
 
 
 def test_batchnorm_generators_need_cuda_to_run_on_several_processes():
-    from latentgen.distributed import sync_batchnorm
+    from latentgen.runtime.distributed import sync_batchnorm
     from latentgen.errors import UserError
 
     net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4))

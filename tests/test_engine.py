@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 
+import tomllib
+
 import torch
 
-from latentgen.config import TrainConfig
-from latentgen.model import TrainedRun
-from latentgen.training import resume_config, train
+from latentgen.training.config import TrainConfig
+from latentgen.evaluation.run import Run as TrainedRun
+from tests.conftest import resume_api, train_api as train
 
 
 def _config(data, **kw) -> TrainConfig:
@@ -34,7 +36,7 @@ def test_engine_lowers_reconstruction_error(tiny_data, tmp_path):
 def test_resume_equals_uninterrupted_run(tiny_data, tmp_path):
     train(_config(tiny_data["train"], epochs=4), tmp_path / "straight")
     train(_config(tiny_data["train"], epochs=2), tmp_path / "split")
-    train(resume_config(tmp_path / "split", epochs=4), tmp_path / "split", resume=True)
+    resume_api(tmp_path / "split", epochs=4)
 
     a = TrainedRun.load(tmp_path / "straight", "cpu")
     b = TrainedRun.load(tmp_path / "split", "cpu")
@@ -62,12 +64,15 @@ def test_same_seed_same_run_other_seed_other_run(tiny_data, tmp_path):
 def test_checkpoint_contents(tiny_data, tmp_path):
     train(_config(tiny_data["train"], epochs=2, checkpoint_every=1), tmp_path / "run")
     ckpt = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)
-    for key in ("generator", "latents", "optimizer", "epoch", "config", "plugin", "rng"):
+    for key in ("generator", "latents", "optimizer", "epoch", "plugin", "rng"):
         assert key in ckpt
+    # config.toml is the run's one stored configuration: checkpoints carry no second copy
+    assert "config" not in ckpt
     assert ckpt["epoch"] == 2
     assert ckpt["latents"].shape == (128, 4)
     assert ckpt["plugin"]["name"] == "image" and ckpt["plugin"]["version"]
-    assert ckpt["config"]["modality_options"] == {"image_size": 16, "channels": 1, "width": 8}
+    stored = tomllib.loads((tmp_path / "run/config.toml").read_text())
+    assert stored["modality_options"] == {"image_size": 16, "channels": 1, "width": 8}
     assert (tmp_path / "run/checkpoints/epoch_0001.pt").exists()
     assert not list((tmp_path / "run/checkpoints").glob("*.tmp"))
 

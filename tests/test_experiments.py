@@ -9,14 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from latentgen import evaluation
-from latentgen.curves import final_regime
-from latentgen.data import Examples
-from latentgen.evaluation import fit_pca, regime
-from latentgen.masks import BlockMasks, PixelMasks, parse_masks
-from latentgen.observation import GaussianObservation
-from latentgen.plugins import get_registry
-from latentgen.verbs import latent_path
+from latentgen.evaluation import baselines as evaluation
+from latentgen.evaluation.curves import final_regime
+from latentgen.data.examples import Examples
+from latentgen.evaluation.baselines import fit_pca, regime
+from latentgen.data.masks import BlockMasks, PixelMasks, parse_masks
+from latentgen.model.observation import GaussianObservation
+from latentgen.plugins.registry import get_registry
+from latentgen.evaluation.work import latent_path
 
 from .conftest import TINY_TRAIN
 
@@ -157,7 +157,7 @@ def curves_run(tiny_data, tmp_path_factory):
 
 
 def test_training_tracks_train_test_negative_curves(curves_run):
-    from latentgen.rundir import RunDir
+    from latentgen.training.rundir import RunDir
 
     rows = RunDir(curves_run).read_metrics()
     assert [r["test_mse"] != "" for r in rows] == [False, True, True]  # epochs 2 and 3 (last)
@@ -182,15 +182,15 @@ def test_masked_training_reconstruct_and_evaluate(tiny_data, cli, tmp_path):
               "--epochs", "2", *TINY_TRAIN)
     assert res.code == 0, res
     assert 'mask = "block:6"' in (run / "config.toml").read_text()
-    res = cli("reconstruct", run, "--mask", "block:6", "--n", "6", "--steps", "20",
+    res = cli("reconstruct", run, "--mask", "block:6", "--n", "6", "--infer-steps", "20",
               "--out", tmp_path / "rec")
     assert res.code == 0, res
     for kind in ("original", "occluded", "recovered"):
         assert len(list((tmp_path / "rec").glob(f"{kind}_*.png"))) == 6
     occluded = np.asarray(Image.open(tmp_path / "rec" / "occluded_00000.png"))
     assert (occluded == 128).sum() >= 36  # the grey 6x6 hole
-    res = cli("evaluate", run, "--test", tiny_data["test"], "--mask", "block:6",
-              "--steps", "20", "--json")
+    res = cli("evaluate", run, "--test-data", tiny_data["test"], "--mask", "block:6",
+              "--infer-steps", "20", "--json")
     assert res.code == 0, res
     result = json.loads(res.out)
     for name in ("train", "test"):
@@ -230,12 +230,12 @@ def test_image_size_follows_the_data(tmp_path, cli):
 
 
 def test_masks_in_reconstruct_follow_the_run_seed(tiny_data, cli, tmp_path):
-    from latentgen.masks import BlockMasks
+    from latentgen.data.masks import BlockMasks
 
     run = tmp_path / "seeded"
     assert cli("train", "--data", tiny_data["train"], "--mask", "block:6", "--seed", "3",
                "--out", run, "--epochs", "1", *TINY_TRAIN).code == 0
-    res = cli("reconstruct", run, "--mask", "block:6", "--n", "2", "--steps", "5",
+    res = cli("reconstruct", run, "--mask", "block:6", "--n", "2", "--infer-steps", "5",
               "--out", tmp_path / "rec")
     assert res.code == 0, res
     hole = BlockMasks("block:6", 6, (1, 16, 16), seed=3).for_indices(torch.tensor([1]))[0, 0]
@@ -247,8 +247,8 @@ def test_per_example_mask_files_measure_the_sets_they_fit(trained_run, tiny_data
     masks = np.ones((32, 16, 16), np.uint8)  # one per test example
     masks[:, 4:10, 4:10] = 0
     np.save(tmp_path / "m.npy", masks)
-    res = cli("evaluate", trained_run, "--test", tiny_data["test"], "--mask", tmp_path / "m.npy",
-              "--steps", "5", "--json")
+    res = cli("evaluate", trained_run, "--test-data", tiny_data["test"], "--mask", tmp_path / "m.npy",
+              "--infer-steps", "5", "--json")
     assert res.code == 0, res
     result = json.loads(res.out)
     assert "test" in result and "train" not in result and result["test"]["recovery_mse"] > 0
@@ -267,7 +267,7 @@ def test_regime_of_non_numbers_is_undetermined():
 
 
 def test_training_from_the_same_seed_gives_the_same_weights(tiny_data, cli, tmp_path):
-    from latentgen.model import TrainedRun
+    from latentgen.evaluation.run import Run as TrainedRun
 
     for name in ("a", "b"):
         torch.manual_seed(len(name) * 11 + ord(name))  # a different global state each time

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from latentgen.errors import UserError
-from latentgen.plugins import get_registry
+from latentgen.plugins.registry import get_registry
 
 
 def _open(source, size=16, channels=1):

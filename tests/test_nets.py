@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latentgen.nets import UpsamplingGenerator
+from latentgen.model.nets import UpsamplingGenerator
 
 
 def _fit_black(headroom: float, steps: int = 1000) -> tuple[float, float]:

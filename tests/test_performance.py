@@ -8,16 +8,16 @@ import json
 import pytest
 import torch
 
-from latentgen.bank import LatentBank
-from latentgen.bench import count_flops, reference_iteration
-from latentgen.config import TrainConfig
-from latentgen.engine import ABPEngine
-from latentgen.observation import GaussianObservation
-from latentgen.plugins import get_registry
-from latentgen.priors import StandardNormal
-from latentgen.samplers import Langevin
-from latentgen.seeding import derived_generator
-from latentgen.training import train
+from latentgen.training.bank import LatentBank
+from latentgen.training.bench import count_flops, reference_iteration
+from latentgen.training.config import TrainConfig
+from latentgen.training.engine import ABPEngine
+from latentgen.model.observation import GaussianObservation
+from latentgen.plugins.registry import get_registry
+from latentgen.model.priors import StandardNormal
+from latentgen.model.samplers import Langevin
+from latentgen.runtime.seeding import derived_generator
+from tests.conftest import train_api as train
 
 
 def _generator(size: int = 16, channels: int = 3):
@@ -60,7 +60,7 @@ def test_bf16_and_fp32_training_agree_in_outcome(tiny_data, tmp_path):
                           langevin_steps=5, device="cpu", precision=precision,
                           modality_options={"image_size": 16, "channels": 1, "width": 8})
         run = train(cfg, tmp_path / precision)
-        rows = run.read_metrics()
+        rows = run.metrics()
         results[precision] = (float(rows[0]["train_mse"]), float(rows[-1]["train_mse"]))
     (first32, last32), (first16, last16) = results["fp32"], results["bf16"]
     assert results["fp32"] != results["bf16"]  # bf16 really ran (it changes the rounding)
@@ -114,14 +114,13 @@ def test_compiled_training_keeps_checkpoint_keys_and_resumes(tiny_data, tmp_path
                       device="cpu", compile=True, modality_options=opts)
     run = train(cfg, tmp_path / "compiled")
     keys = set(torch.load(run.last_checkpoint, weights_only=True)["generator"])
-    assert keys == set(torch.load(plain.last_checkpoint, weights_only=True)["generator"])
-    from latentgen.training import resume_config
+    assert keys == set(torch.load(plain.run.last_checkpoint, weights_only=True)["generator"])
+    from tests.conftest import resume_api
 
-    train(resume_config(tmp_path / "compiled", epochs=2), tmp_path / "compiled", resume=True)
+    resume_api(tmp_path / "compiled", epochs=2)
     assert len(run.read_metrics()) == 2
     # and without compiling: the checkpoint is the same either way
-    train(resume_config(tmp_path / "compiled", epochs=3, compile=False), tmp_path / "compiled",
-          resume=True)
+    resume_api(tmp_path / "compiled", epochs=3, compile=False)
     assert len(run.read_metrics()) == 3
 
 
@@ -129,7 +128,7 @@ def test_compile_failures_are_one_line_errors():
     from torch._dynamo.exc import BackendCompilerFailed
 
     from latentgen import UserError
-    from latentgen.performance import compile_errors
+    from latentgen.runtime.speed import compile_errors
 
     with pytest.raises(UserError, match="--compile failed .*run without --compile"):
         with compile_errors():

@@ -8,9 +8,10 @@ import textwrap
 
 import pytest
 
-from latentgen import hookimpl, plugins
+from latentgen import hookimpl
+from latentgen.plugins import registry as plugins
 from latentgen.errors import UserError
-from latentgen.plugins import get_registry
+from latentgen.plugins.registry import get_registry
 
 from . import test_contract
 

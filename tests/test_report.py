@@ -49,8 +49,8 @@ def report(trained_run, tiny_data, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("report") / "report.html"
     try:
-        main(["report", str(trained_run), "--test", str(tiny_data["test"]), "--negative",
-              str(tiny_data["negative"]), "--steps", "20", "--out", str(out)])
+        main(["report", str(trained_run), "--test-data", str(tiny_data["test"]), "--negative-data",
+              str(tiny_data["negative"]), "--infer-steps", "20", "--out", str(out)])
     except SystemExit as exc:
         assert not exc.code
     return out

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from latentgen import UserError
-from latentgen.plugins import get_registry
+from latentgen.plugins.registry import get_registry
 from tests.conftest import train_from_cli
 
 TINY_VIDEO = ["--modality", "video", "--frames", "8", "--image-size", "16", "--channels", "1",
@@ -248,7 +248,7 @@ def test_synthesize_streams_clips_in_either_format(video_run, cli, tmp_path):
 
 
 def test_reconstruct_interpolate_evaluate(video_run, clip_sets, cli, tmp_path):
-    res = cli("reconstruct", video_run, "--data", clip_sets["test"], "--n", "4", "--steps",
+    res = cli("reconstruct", video_run, "--data", clip_sets["test"], "--n", "4", "--infer-steps",
               "20", "--out", tmp_path / "r")
     assert res.code == 0, res
     assert len(list((tmp_path / "r").glob("reconstruction_*.mp4"))) == 4
@@ -256,8 +256,8 @@ def test_reconstruct_interpolate_evaluate(video_run, clip_sets, cli, tmp_path):
               "--out", tmp_path / "i")
     assert res.code == 0, res
     assert len(list((tmp_path / "i").glob("pair00_step_*.gif"))) == 7  # 5 steps + 2 originals
-    res = cli("evaluate", video_run, "--test", clip_sets["test"], "--negative",
-              clip_sets["negative"], "--steps", "20", "--json")
+    res = cli("evaluate", video_run, "--test-data", clip_sets["test"], "--negative-data",
+              clip_sets["negative"], "--infer-steps", "20", "--json")
     assert res.code == 0, res
     result = json.loads(res.out)
     for name in ("train", "test", "negative"):
@@ -275,7 +275,7 @@ def test_report_plays_the_videos(video_run, clip_sets, cli, tmp_path):
     from tests.test_report import render_in_browser
 
     out = tmp_path / "report.html"
-    res = cli("report", video_run, "--test", clip_sets["test"], "--steps", "10", "--out", out)
+    res = cli("report", video_run, "--test-data", clip_sets["test"], "--infer-steps", "10", "--out", out)
     assert res.code == 0, res
     page = out.read_text()
     assert len(re.findall(r'<video [^>]*src="data:video/mp4;base64,', page)) >= 5

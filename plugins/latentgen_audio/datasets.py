@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from latentgen import Examples, UserError
-from latentgen.clips import cut_clips
+from latentgen.data import cut_clips
 
 from .sounds import sounds
 

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
-from latentgen.nets import halving_widths
+from latentgen.model import halving_widths
 
 from .datasets import decode, encode, open_sounds
 from .spectrogram import colorize, log_mel, log_mel_distance

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentgen import Examples, UserError
 from latentgen.data import allocate
-from latentgen.pixels import decode_uint8, encode_uint8, pictures_from_array, read_array
+from latentgen.data import decode_uint8, encode_uint8, pictures_from_array, read_array
 
 from .faces import faces
 

@@ -12,8 +12,8 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
-from latentgen.nets import halving_widths
-from latentgen.pixels import check_picture_size, picture_size_plan
+from latentgen.model import halving_widths
+from latentgen.data import check_picture_size, picture_size_plan
 
 from .datasets import decode, encode, native_size, open_images
 

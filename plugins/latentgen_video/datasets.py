@@ -27,8 +27,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentgen import Examples, UserError
-from latentgen.clips import cut_clips
-from latentgen.pixels import decode_uint8, pictures_from_array, read_array
+from latentgen.data import cut_clips
+from latentgen.data import decode_uint8, pictures_from_array, read_array
 
 from .containers import VIDEO_SUFFIXES, read_frames
 from .motion import bouncing_balls

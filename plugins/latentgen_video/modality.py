@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
-from latentgen.nets import halving_widths
-from latentgen.pixels import check_picture_size, doubling_plan, encode_uint8
+from latentgen.model import halving_widths
+from latentgen.data import check_picture_size, doubling_plan, encode_uint8
 
 from .containers import read_frames, write_gif, write_mp4
 from .datasets import decode, open_videos

@@ -1,0 +1,100 @@
+"""Tables the commands print: the evaluation, the plugins, the bench figures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def evaluation_table(console: Console, trained: Any, result: dict[str, Any], sets: list[str],
+                     steps: int, sampler: str, mask: str | None) -> None:
+    from latentgen.evaluation.defaults import REFINE_STEPS
+
+    table = Table(title=f"reconstruction error — {trained.model.modality.metric_units}")
+    extras = sorted({k for name in sets if name in result for k in result[name]}
+                    - {"n", "mse", "recovery_mse", "mean_fill_mse"})
+    if mask:  # observed-entry errors do not compare with PCA's error over whole examples
+        columns = ["set", "examples", "MSE observed", "MSE missing", "mean fill missing",
+                   "PCA MSE (whole)"]
+    else:
+        columns = ["set", "examples", "MSE", "PCA MSE", "MSE / PCA", *extras]
+    for col in columns:
+        table.add_column(col, justify="left" if col == "set" else "right")
+    for name in [s for s in sets if s in result]:
+        r, pca = result[name], result["pca"][name]
+        if mask:
+            cells = [name, str(r["n"]), f"{r['mse']:.5f}", f"{r['recovery_mse']:.5f}",
+                     f"{r['mean_fill_mse']:.5f}", f"{pca:.5f}"]
+        else:
+            cells = [name, str(r["n"]), f"{r['mse']:.5f}", f"{pca:.5f}",
+                     f"{r['mse'] / pca:.2f}" if pca > 0 else "-"]
+            cells += [f"{r[k]:.4g}" for k in extras]
+        table.add_row(*cells)
+    left_out = [s for s in sets if s not in result]
+    if left_out:
+        console.print(f"left out (the --mask file holds no masks for them): "
+                      f"{', '.join(left_out)}")
+    console.print(table)
+    console.print(f"all sets: {steps} {sampler} steps from Z = 0" if mask else
+                  f"train: MAP latents refined from the banked ones ({REFINE_STEPS} steps, "
+                  f"epoch {trained.epoch}); others: {steps} {sampler} steps from Z = 0")
+    if "regime" in result:
+        console.print(f"regime: [bold]{result['regime']['verdict']}[/]")
+        console.print(f"rule: {result['regime']['rule']}", style="dim")
+
+
+def plugins_table(console: Console, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    from latentgen.plugins.registry import get_registry
+
+    reg = get_registry()
+    if as_json:
+        print(json.dumps([asdict(p) for p in reg.plugins.values()]))
+        return
+    table = Table(title="latentgen plugins")
+    for col in ("plugin", "version", "modalities", "priors", "samplers", "observers",
+                "status"):
+        table.add_column(col)
+    for p in reg.plugins.values():
+        status = "[red]failed[/]" if p.error else "[green]ok[/]"
+        table.add_row(p.name, p.version, ", ".join(p.modalities), ", ".join(p.priors),
+                      ", ".join(p.samplers), ", ".join(p.observers), status)
+    console.print(table)
+    for p in reg.plugins.values():
+        if p.error:  # in full, below the table, where nothing truncates it
+            console.print(f"[red]{p.name}[/]: {p.error} (skipped)", highlight=False,
+                          soft_wrap=True)
+
+
+def bench_table(console: Console, result: dict[str, Any]) -> None:
+    table = Table(title=f"latentgen bench — {result['modality']} "
+                        f"{'x'.join(map(str, result['data_shape']))}, batch "
+                        f"{result['batch_size']}, L = {result['langevin_steps']}, "
+                        f"{result['device_name']}, {result['precision']}, "
+                        f"{result['threads']} threads, torch {result['torch']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [("examples/s (whole ABP iterations)", f"{result['examples_per_s']:.1f}"),
+            ("Langevin steps/s", f"{result['langevin_steps_per_s']:.2f}"),
+            ("Langevin phase", f"{result['langevin_flops_per_s'] / 1e9:.1f} GFLOP/s"),
+            ("learning step", f"{result['learning_flops_per_s'] / 1e9:.1f} GFLOP/s"),
+            ("matmul peak", f"{result['peak_flops'] / 1e9:.1f} GFLOP/s"),
+            ("Langevin fraction of peak", f"{result['langevin_fraction_of_peak']:.3f}"),
+            ("MFU (whole iteration)", f"{result['mfu']:.3f}"),
+            ("engine / plain loop time", f"{result['reference_ratio']:.3f}")]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+def finite_or_null(value: Any) -> Any:
+    """JSON has no NaN: a measure that is not a number (e.g. no missing entries) becomes null."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    return value

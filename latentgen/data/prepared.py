@@ -1,0 +1,192 @@
+"""Prepared datasets: examples packed once into one array file, for data larger than memory
+(``latentgen prepare``).
+
+    FILE        the stored examples (e.g. uint8 pixels), C order, no header
+    FILE.json   {"format": "latentgen-prepared", "shape": [...], "dtype": "uint8",
+                 "modality": "image", "modality_options": {...}, "source": "...", ...}
+
+FILE is a plain C-order array (``numpy.memmap`` maps it). Training reads the rows of each
+batch as it needs them (``RowFile``): only the batches in use are in the process's memory,
+the kernel's page cache is shared by every process on a machine, and DataLoader workers read
+the next batches while the generator computes. The
+modality's own options at packing time (image size, channels, ...) are recorded, so a run on
+FILE builds the generator that fits it without repeating them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from latentgen.data.examples import Examples, allocating_with
+from latentgen.errors import UserError
+from latentgen.data.rowfile import RowFile
+from latentgen.runtime.files import atomic_write
+
+FORMAT = "latentgen-prepared"
+VERSION = 1
+
+
+def sidecar_of(path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".json" else path.with_name(path.name + ".json")
+
+
+def is_prepared(source: str | None) -> bool:
+    """Whether ``source`` names a prepared file (or its ``.json`` sidecar)."""
+    if not source or source.startswith("builtin:"):
+        return False
+    side = sidecar_of(source)
+    if not side.is_file():
+        return False
+    try:
+        with open(side) as fh:
+            return json.load(fh).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def read_sidecar(source: str) -> dict[str, Any]:
+    side = sidecar_of(source)
+    try:
+        with open(side) as fh:
+            meta = json.load(fh)
+        shape = tuple(int(s) for s in meta["shape"])
+        np.dtype(meta["dtype"])
+        meta["modality"], meta["decode"]  # noqa: B018  (presence check)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{side} is not a readable prepared-data sidecar ({exc}); run "
+                        "`latentgen prepare` again") from None
+    if meta.get("version", 0) > VERSION:
+        raise UserError(f"{side} was written by a newer latentgen (format {meta['version']}); "
+                        "upgrade latentgen")
+    if not shape or min(shape) < 1:
+        raise UserError(f"{side} describes an empty array (shape {list(shape)}); run "
+                        "`latentgen prepare` again on data that holds examples")
+    meta["shape"] = shape
+    return meta
+
+
+def open_prepared(source: str, modality: Any) -> Examples:
+    """The examples of a prepared file, mapped (nothing is read until it is used)."""
+    meta = read_sidecar(source)
+    data_path = sidecar_of(source).with_suffix("") if Path(source).suffix == ".json" \
+        else Path(source)
+    if meta["modality"] != modality.name:
+        raise UserError(f"{source} holds {meta['modality']} data, not {modality.name}; pass "
+                        f"--modality {meta['modality']} or prepare the data for {modality.name}")
+    dtype = np.dtype(meta["dtype"])
+    expected = int(np.prod(meta["shape"])) * dtype.itemsize
+    size = data_path.stat().st_size if data_path.is_file() else -1
+    if size != expected:
+        raise UserError(f"{data_path} holds {max(size, 0)} bytes, its sidecar says "
+                        f"{expected} (shape {list(meta['shape'])}, {dtype}); the file is "
+                        "incomplete or was replaced: run `latentgen prepare` again")
+    rows = RowFile(data_path, dtype, meta["shape"])
+    decode = _decoder(meta["decode"], modality)
+    return Examples(rows, decode, str(data_path), streamed=True)  # type: ignore[arg-type]
+
+
+def prepared_options(source: str) -> tuple[str, dict[str, Any]]:
+    """The modality a prepared file holds and the options it was packed with."""
+    meta = read_sidecar(source)
+    return meta["modality"], dict(meta.get("modality_options", {}))
+
+
+#: core modules that files prepared by earlier versions name, and where they live now
+_MOVED = {"latentgen.pixels": "latentgen.data.pixels"}
+
+
+def _decoder(name: str, modality: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The modality's stored-to-model function, by name, from the modality's own package."""
+    module, _, qualname = name.partition(":")
+    module = _MOVED.get(module, module)
+    package = type(modality).__module__.split(".")[0]
+    # only the plugin's own code or the core's shared helpers are imported from a sidecar
+    if module.split(".")[0] not in (package, "latentgen") or not qualname:
+        raise UserError(f"the prepared data's decoder {name} is not from the {modality.name} "
+                        f"plugin ({package}) or latentgen; run `latentgen prepare` again")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"the prepared data's decoder {name} is gone ({exc}); run `latentgen "
+                        "prepare` again with this version of the plugin") from None
+    return obj
+
+
+def _decoder_name(decode: Callable[..., Any]) -> str:
+    module, qualname = getattr(decode, "__module__", None), getattr(decode, "__qualname__", "")
+    if not module or "<" in qualname:
+        raise UserError("this modality's datasets decode with a function latentgen cannot name "
+                        "again later (a lambda or closure), so they cannot be prepared; train "
+                        "from the source directly")
+    return f"{module}:{qualname}"
+
+
+def prepare(model: Any, source: str | None, out: str | Path) -> dict[str, Any]:
+    """Pack ``source`` (opened as ``model``'s modality opens training data) into ``out``.
+
+    Sources whose plugin fills its storage through ``latentgen.data.allocate`` (folders of
+    pictures) are written straight into the file as they are read; others are loaded, then
+    written. ``out`` appears complete or not at all.
+    """
+    out = Path(out)
+    if out.suffix.lower() == ".json":
+        raise UserError(f"--out {out}: a .json name is taken by the sidecar; give the data file's "
+                        "name (e.g. faces.u8), and FILE.json is written beside it")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name for the prepared data")
+    if out.exists() or sidecar_of(out).exists():
+        raise UserError(f"--out {out} already exists; delete it or choose another name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create its folder ({exc.strerror}); give a "
+                        "path in a writable folder") from None
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    mapped: list[np.memmap] = []
+
+    def into_file(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        if mapped:  # only the first (the dataset's storage) goes to the file
+            return np.empty(shape, dtype)
+        mapped.append(np.memmap(tmp, dtype=dtype, mode="w+", shape=shape))
+        return mapped[0]
+
+    start = time.perf_counter()
+    try:
+        with allocating_with(into_file):
+            data = model.open_data(source)
+        decode_name = _decoder_name(data.decode)
+        storage = data.storage.contiguous()
+        array = storage.numpy()
+        if mapped and np.shares_memory(array, mapped[0]):
+            mapped[0].flush()
+        else:
+            mapped.clear()
+            array.tofile(tmp)
+        os.replace(tmp, out)
+    finally:
+        mapped.clear()
+        if tmp.exists():
+            tmp.unlink()
+    meta = {"format": FORMAT, "version": VERSION, "modality": model.modality.name,
+            "modality_options": asdict(model.options), "shape": list(storage.shape),
+            "dtype": str(array.dtype), "examples": int(storage.shape[0]),
+            "source": data.source if not source or not Path(source).exists()
+            else str(Path(source).resolve()),
+            "decode": decode_name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    atomic_write(sidecar_of(out), lambda fh: fh.write(json.dumps(meta, indent=2) + "\n"),
+                 mode="w")
+    return {**meta, "file": str(out), "sidecar": str(sidecar_of(out)),
+            "bytes": int(array.nbytes), "seconds": round(time.perf_counter() - start, 3)}

@@ -1,0 +1,112 @@
+"""Train / test / negative reconstruction error tracked during training (the seed's Fig. 9-11).
+
+Every ``eval_every`` epochs the generator is held fixed and:
+  - train: the training examples are reconstructed at MAP latents refined from their banked
+    ones (a few steps: the banked latents are Langevin samples, noisier than the mode);
+  - test, negative: latents are inferred from Z = 0 by ``eval_steps`` MAP steps (sampler "map")
+    (the same procedure as ``latentgen evaluate``), and those examples reconstructed.
+The errors go into ``metrics.csv`` (eval_train_mse, test_mse, negative_mse) and a plot of them
+over epochs into ``curves.png``, with PCA at the same number of latent factors as dashed lines.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentgen.data.examples import Examples
+from latentgen.evaluation.baselines import REGIME_RULE, fit_pca, regime
+from latentgen.evaluation.inference import infer_latents, per_example_mse, training_latents
+from latentgen.data.masks import Masks
+from latentgen.evaluation.plot import line_chart, write_chart
+from latentgen.training.observers import EpochEvent, Observer, StartEvent
+
+CURVE_COLUMNS = {"train": "eval_train_mse", "test": "test_mse", "negative": "negative_mse"}
+
+
+class CurveTracker:
+    def __init__(self, model: Any, device: torch.device, train: Examples,
+                 held_out: dict[str, Examples], steps: int, masks: Masks | None = None) -> None:
+        self.model, self.device, self.train = model, device, train
+        self.held_out, self.steps, self.masks = held_out, steps, masks
+        self.pca: dict[str, float] = {}
+        if held_out:
+            k = math.prod(model.generator.latent_shape)
+            pca = fit_pca(train, k, device, clip=model.modality.data_range)
+            scale = model.modality.metric_scale
+            for name, data in {"train": train, **held_out}.items():
+                self.pca[name] = float(pca.per_example_mse(data, device, scale).mean())
+
+    def measure(self, latents: torch.Tensor) -> dict[str, float]:
+        """The eval columns of a metrics row, for the generator as it is now."""
+        where = "observed" if self.masks is not None else "all"
+        z = training_latents(self.model, self.device, self.train, latents, self.masks)
+        row = {"eval_train_mse": float(per_example_mse(
+            self.model, self.device, self.train, z, masks=self.masks, where=where).nanmean())}
+        for name, data in self.held_out.items():
+            # Learning from occluded data: held-out sets are occluded the same way (when the
+            # masks cover them) and measured on observed entries, like the training set.
+            m = self.masks if self.masks is not None and self.masks.fits(len(data)) else None
+            z = infer_latents(self.model, self.device, data, self.steps, masks=m)
+            row[CURVE_COLUMNS[name]] = float(per_example_mse(
+                self.model, self.device, data, z, masks=m,
+                where="observed" if m is not None else "all").nanmean())
+        return {k: round(v, 8) for k, v in row.items()}
+
+    def plot(self, rows: list[dict[str, Any]], path: Path) -> None:
+        write_chart(path, curves_png(rows, self.pca, self.model.modality.metric_units))
+
+
+class CurveObserver(Observer):
+    """The error curves as a training observer: every ``eval_every`` epochs (and after the
+    last) it adds the eval columns to the epoch's metrics row; every epoch it redraws
+    ``curves.png``. Put it before the metrics writers, so that they record its columns."""
+
+    def __init__(self) -> None:
+        self.tracker: CurveTracker | None = None
+
+    def on_start(self, event: StartEvent) -> None:
+        t = event.trainer
+        self.trainer = t
+        self.tracker = CurveTracker(t.model, t.device, t.data, t.held_out,
+                                    t.config.eval_steps, t.masks)
+
+    def on_epoch(self, event: EpochEvent) -> None:
+        assert self.tracker is not None, "on_start comes first"
+        cfg = self.trainer.config
+        if self.tracker.held_out and (event.epoch % cfg.eval_every == 0
+                                      or event.epoch == cfg.epochs):
+            event.row.update(self.tracker.measure(event.latents))
+        self.tracker.plot(event.rows, self.trainer.run.curves_path)
+
+
+def curves_png(rows: list[dict[str, Any]], pca: dict[str, float] | None = None,
+               units: str = "per-element MSE") -> bytes:
+    """The error curves of a metrics table (as written or as read back from CSV)."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for name, column in CURVE_COLUMNS.items():
+        pts = [(float(r["epoch"]), float(r[column])) for r in rows if r.get(column) not in
+               (None, "")]
+        if pts:
+            series[name] = pts
+    if not series:  # no evaluation yet: the running training error of each epoch
+        series["train"] = [(float(r["epoch"]), float(r["train_mse"])) for r in rows]
+    hlines = {f"PCA {k}": v for k, v in (pca or {}).items() if k in series}
+    return line_chart(series, title="reconstruction error over training", xlabel="epoch",
+                      ylabel=units, hlines=hlines)
+
+
+def final_regime(rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]] | None:
+    """The regime the last row holding all three errors shows, with those errors."""
+    for r in reversed(rows):
+        vals = {k: r.get(c) for k, c in CURVE_COLUMNS.items()}
+        if all(v not in (None, "") for v in vals.values()):
+            errs = {k: float(v) for k, v in vals.items()}  # type: ignore[arg-type]
+            return regime(errs["train"], errs["test"], errs["negative"]), errs
+    return None
+
+
+__all__ = ["CurveObserver", "CurveTracker", "REGIME_RULE", "curves_png", "final_regime"]

@@ -1,0 +1,103 @@
+"""Files a person opens, from what a run computed: samples, reconstructions, interpolations.
+
+Every writer takes results already computed (``latentgen.evaluation.work``), so bad input has
+failed before anything is written; the modality's writers make the files (PNG, WAV, MP4...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import torch
+
+from latentgen.errors import UserError
+from latentgen.evaluation.work import Reconstruction, synthesis_batches
+
+if TYPE_CHECKING:
+    from latentgen.evaluation.run import Run
+
+
+def output_folder(out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    return out
+
+
+def write_synthesis(trained: "Run", n: int, out: str | Path, seed: int = 0,
+                    batch_size: int = 256,
+                    on_progress: Callable[[int, int], None] | None = None,
+                    fmt: str | None = None) -> list[Path]:
+    """Z ~ prior, output f(Z): ``n`` files plus a grid of the first ones.
+
+    A batch job: each batch is written before the next is made, so memory stays flat for any
+    ``n``; ``on_progress(done, n)`` is called after each batch. ``fmt`` picks the file format
+    for modalities that write several (e.g. mp4 or gif for video).
+    """
+    out = output_folder(out)
+    model = trained.model
+    model.modality.check_format(fmt)
+    written: list[Path] = []
+    grid: torch.Tensor | None = None
+    done = 0
+    for x in synthesis_batches(trained, n, seed=seed, batch_size=batch_size):
+        if grid is None:
+            grid = x[:64]
+        written += model.modality.save_examples(x, out, "sample", model.options, start=done,
+                                                fmt=fmt)
+        done += len(x)
+        if on_progress is not None:
+            on_progress(done, n)
+    assert grid is not None
+    side = max(1, int(len(grid) ** 0.5))
+    rows = len(grid) // side
+    written += model.modality.save_grid(grid[:rows * side].reshape(rows, side, *grid.shape[1:]),
+                                        out / "grid", model.options, fmt=fmt)
+    return written
+
+
+def write_reconstruction(trained: "Run", rec: Reconstruction, out: str | Path,
+                         fmt: str | None = None) -> list[Path]:
+    """Originals beside reconstructions (or original / occluded / recovered when masked), one
+    file each, and a grid of the tuples."""
+    out = output_folder(out)
+    modality, opts = trained.model.modality, trained.model.options
+    modality.check_format(fmt)
+    y = rec.originals
+    files = modality.save_examples(y, out, "original", opts, fmt=fmt)
+    if rec.occluded is None or rec.recovered is None:
+        files += modality.save_examples(rec.reconstructions, out, "reconstruction", opts,
+                                        fmt=fmt)
+        files += modality.save_grid(tuples_table([y, rec.reconstructions]), out / "grid", opts,
+                                    fmt=fmt)
+        return files
+    files += modality.save_examples(rec.occluded, out, "occluded", opts, fmt=fmt)
+    files += modality.save_examples(rec.recovered, out, "recovered", opts, fmt=fmt)
+    files += modality.save_grid(tuples_table([y, rec.occluded, rec.recovered], cols=9),
+                                out / "grid", opts, fmt=fmt)
+    return files
+
+
+def write_interpolation(trained: "Run", table: torch.Tensor, out: str | Path,
+                        fmt: str | None = None) -> list[Path]:
+    """Each pair's row (original, path, original) as files, and the rows as one grid."""
+    out = output_folder(out)
+    modality, opts = trained.model.modality, trained.model.options
+    modality.check_format(fmt)
+    files: list[Path] = []
+    for p in range(len(table)):
+        files += modality.save_examples(table[p], out, f"pair{p:02d}_step", opts, fmt=fmt)
+    files += modality.save_grid(table, out / "grid", opts, fmt=fmt)
+    return files
+
+
+def tuples_table(parts: list[torch.Tensor], cols: int = 8) -> torch.Tensor:
+    """Matching examples of ``parts`` side by side (original | reconstruction | ...), as many
+    tuples per row as fit in ``cols`` columns."""
+    k, y = len(parts), parts[0]
+    per_row = max(1, cols // k)
+    n = (len(y) // per_row) * per_row or len(y)
+    per_row = min(per_row, n)
+    inter = torch.stack([p[:n] for p in parts], dim=1)
+    return inter.reshape(n // per_row, k * per_row, *y.shape[1:])

@@ -1,0 +1,186 @@
+"""A trained run, loaded from its directory alone: the object the Python API hands back.
+
+    run = latentgen.load_run("runs/faces")
+    x = run.synthesize(64)                        # a tensor of 64 samples
+    rec = run.reconstruct("held_out/", n=16)      # originals, latents, f(Z), errors
+    run.evaluate(test="held_out/", negative="other/")   # the dict `evaluate --json` prints
+
+Methods compute and return tensors (on the CPU, in the modality's model range) and dicts;
+the ``save_*`` methods write what they computed as files a person opens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from latentgen.data.examples import Examples
+from latentgen.errors import UserError
+from latentgen.evaluation import outputs, work
+from latentgen.evaluation.inference import DEFAULT_SAMPLER, DEFAULT_STEPS
+from latentgen.evaluation.work import Reconstruction, Source
+from latentgen.model.generator import Generator
+from latentgen.model.priors import Prior
+from latentgen.runtime.devices import resolve_device
+from latentgen.training.assembly import Model
+from latentgen.training.config import TrainConfig
+from latentgen.training.rundir import RunDir
+
+
+class Run:
+    """A run directory's model: config (``config.toml``, the one stored copy), generator with
+    the weights of ``checkpoints/last.pt``, prior and the latent bank of its training data."""
+
+    def __init__(self, run: RunDir, model: Model, latents: torch.Tensor, epoch: int,
+                 device: torch.device) -> None:
+        self.run, self.model, self.latents = run, model, latents
+        self.epoch, self.device = epoch, device
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "Run":
+        run = RunDir(path)
+        dev = resolve_device(device)
+        state = run.load_checkpoint()
+        config = run.read_config()
+        try:
+            model = Model.from_config(config)
+            model.generator.load_state_dict(state["generator"])
+            latents = state["latents"]
+            if tuple(latents.shape[1:]) != tuple(model.generator.latent_shape):
+                raise ValueError(f"latents of shape {tuple(latents.shape)}")
+            epoch = int(state["epoch"])
+        except UserError:
+            raise
+        except (KeyError, TypeError, IndexError, ValueError, RuntimeError) as exc:
+            raise UserError(f"{run.last_checkpoint} is not a usable latentgen checkpoint "
+                            f"({type(exc).__name__}: {exc}); give the folder of a training "
+                            "run") from None
+        model.generator.to(dev).eval()
+        return cls(run, model, latents.to(dev), epoch, dev)
+
+    # -- what it is ----------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.model.config
+
+    @property
+    def generator(self) -> Generator:
+        return self.model.generator
+
+    @property
+    def prior(self) -> Prior:
+        return self.model.prior
+
+    def metrics(self) -> list[dict[str, str]]:
+        """The rows of ``metrics.csv``, one per epoch."""
+        return self.run.read_metrics()
+
+    def training_examples(self) -> Examples:
+        """The run's training data, opened the way training opened it."""
+        cfg = self.model.config
+        data = self.model.open_data(cfg.data, "the run's training data (pass --data to use "
+                                    "other data)")
+        if len(data) != self.latents.shape[0]:
+            raise UserError(f"the training data {cfg.data or '(embedded default)'} now holds "
+                            f"{len(data)} examples but the run has {self.latents.shape[0]} "
+                            "latents; pass --data to use other data")
+        return data
+
+    def examples(self, data: Source) -> Examples:
+        """``data`` (a path, tensor or Dataset; None: the training data) as Examples."""
+        return work.open_source(self, data, "data")[0]
+
+    # -- the seed's verbs: tensors and dicts ---------------------------------------------
+    def synthesize(self, n: int = 64, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
+        """``n`` samples f(Z), Z ~ prior: a (n, *data_shape) tensor."""
+        return torch.cat(list(self.synthesis_batches(n, seed, batch_size)))
+
+    def synthesis_batches(self, n: int, seed: int = 0, batch_size: int = 256
+                          ) -> Iterator[torch.Tensor]:
+        """The same samples as ``synthesize``, a batch at a time (memory stays flat)."""
+        return work.synthesis_batches(self, n, seed=seed, batch_size=batch_size)
+
+    def reconstruct(self, data: Source = None, n: int | None = None,
+                    steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
+                    mask: str | None = None) -> Reconstruction:
+        """Latents inferred for the first ``n`` examples of ``data`` (all when None) and
+        their reconstructions; ``mask`` occludes them first (see ``Reconstruction``)."""
+        return work.reconstruct(self, data, n=n, steps=steps, sampler=sampler, mask=mask)
+
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8,
+                    mode: str = "linear", infer_steps: int = DEFAULT_STEPS,
+                    sampler: str = DEFAULT_SAMPLER) -> torch.Tensor:
+        """f along the latent path between example ``a`` and example ``b`` (model-space
+        tensors of the data shape, or batches of them): (steps + 1, *data_shape), or
+        (pairs, steps + 1, *data_shape) for batches. Endpoints are f of the inferred latents."""
+        if mode not in work.INTERPOLATION_MODES:
+            raise UserError(f"mode must be linear or spherical, got '{mode}'")
+        if steps < 1:
+            raise UserError(f"steps must be at least 1, got {steps}")
+        ea, eb = self.examples(a), self.examples(b)
+        if len(ea) != len(eb):
+            raise UserError(f"a holds {len(ea)} examples and b {len(eb)}; give as many of each")
+        from latentgen.evaluation.inference import infer_latents
+
+        za = infer_latents(self.model, self.device, ea, infer_steps, sampler)
+        zb = infer_latents(self.model, self.device, eb, infer_steps, sampler)
+        x = work.path_outputs(self, za, zb, steps, mode)
+        single = tuple(a.shape) == tuple(self.generator.data_shape)
+        return x[0] if single else x
+
+    def interpolation_table(self, data: Source = None, steps: int = 8, pairs: int = 4,
+                            infer_steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
+                            mode: str = "linear") -> torch.Tensor:
+        """Paths between consecutive examples of ``data``, originals at both ends: a
+        (pairs, steps + 3, *data_shape) table (what `latentgen interpolate` writes)."""
+        return work.interpolation_table(self, data, steps=steps, pairs=pairs,
+                                        infer_steps=infer_steps, sampler=sampler, mode=mode)
+
+    def evaluate(self, test: Source = None, negative: Source = None, train: bool = True,
+                 steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
+                 mask: str | None = None) -> dict[str, Any]:
+        """Per-element reconstruction error of the training data (from its banked latents),
+        ``test`` and ``negative`` beside PCA's at the same d: the dict `evaluate --json`
+        prints (its keys: train, test, negative, pca, and regime when all three are there)."""
+        sets: dict[str, Source] = {"train": None} if train else {}
+        if test is not None:
+            sets["test"] = test
+        if negative is not None:
+            sets["negative"] = negative
+        if not sets:
+            raise UserError("nothing to evaluate: keep train=True or give test or negative")
+        return work.evaluate(self, sets, steps=steps, sampler=sampler, mask=mask)
+
+    # -- files ---------------------------------------------------------------------------
+    def save_synthesis(self, out: str | Path, n: int = 64, seed: int = 0,
+                       batch_size: int = 256, fmt: str | None = None,
+                       on_progress: Callable[[int, int], None] | None = None) -> list[Path]:
+        """``n`` samples written as files (streamed, a batch at a time) plus a grid."""
+        return outputs.write_synthesis(self, n, out, seed=seed, batch_size=batch_size,
+                                       on_progress=on_progress, fmt=fmt)
+
+    def save_reconstruction(self, rec: Reconstruction, out: str | Path,
+                            fmt: str | None = None) -> list[Path]:
+        return outputs.write_reconstruction(self, rec, out, fmt=fmt)
+
+    def save_interpolation(self, table: torch.Tensor, out: str | Path,
+                           fmt: str | None = None) -> list[Path]:
+        return outputs.write_interpolation(self, table, out, fmt=fmt)
+
+    def save_examples(self, x: torch.Tensor, out: str | Path, prefix: str = "example",
+                      fmt: str | None = None) -> list[Path]:
+        """Any batch of model-space examples (e.g. ``synthesize``'s) as files."""
+        model = self.model
+        return model.modality.save_examples(x.cpu(), outputs.output_folder(out), prefix,
+                                            model.options, fmt=fmt)
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        return (f"Run({str(self.path)!r}, modality={cfg.modality!r}, epoch={self.epoch}, "
+                f"latent_dim={cfg.latent_dim}, device={str(self.device)!r})")

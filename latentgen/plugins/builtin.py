@@ -1,0 +1,21 @@
+"""The core's own plugin: the N(0, I) prior and the built-in samplers."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from latentgen.plugins.hookspecs import hookimpl
+from latentgen.model.priors import StandardNormal
+from latentgen.model.samplers import AdaptiveMAP, GradientDescent, Langevin
+
+
+@hookimpl
+def register_priors(register: Callable) -> None:
+    register("normal", StandardNormal)
+
+
+@hookimpl
+def register_samplers(register: Callable) -> None:
+    register("langevin", Langevin)
+    register("gd", GradientDescent)
+    register("map", AdaptiveMAP)

@@ -1,0 +1,141 @@
+"""What a modality plugin registers: how to build a generator, open data and write results."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from latentgen.data.examples import Examples
+from latentgen.errors import UserError
+from latentgen.model.generator import Generator
+from latentgen.plugins.options import option_flag, value_fits
+
+
+class Modality(ABC):
+    """A kind of data (images, sound, video, ...) the ABP engine can learn.
+
+    Subclasses set the class attributes and implement the abstract methods. Data handed to
+    the engine is float in the modality's model range (``data_range``); the per-element MSE
+    that latentgen reports is the model-space MSE divided by (data_range width / metric width)^2,
+    so it is on the scale named by ``metric_units``.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    #: dataclass holding this modality's options (each field made with ``option(...)``)
+    Options: ClassVar[type]
+    #: range of model-space data, e.g. (-1, 1) for a tanh output
+    data_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    #: range of the scale on which reconstruction error is reported
+    metric_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    metric_units: ClassVar[str] = "per-element MSE on data scaled to [0, 1]"
+    #: training settings this modality works best with (e.g. a smaller Langevin step for
+    #: long examples), used where neither the command line nor a config file sets them
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    #: file formats the writers can produce, the default first (e.g. ("mp4", "gif")); a
+    #: modality that declares some receives ``fmt=`` in ``write_examples`` and ``write_grid``
+    formats: ClassVar[tuple[str, ...]] = ()
+    #: whether the writers compress with loss (e.g. H.264 video), so that ``read_examples``
+    #: gives back only an approximation of what was written
+    lossy_writers: ClassVar[bool] = False
+
+    # -- options -------------------------------------------------------------------------
+    def make_options(self, values: dict[str, Any] | None = None) -> Any:
+        """Typed options from a plain dict (config file / CLI), validated."""
+        values = dict(values or {})
+        fields = {f.name: f for f in dataclasses.fields(self.Options)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+            raise UserError(f"option {flags} does not apply to modality '{self.name}'; "
+                            f"its options are: {', '.join(option_flag(f) for f in fields.values())}")
+        for key, value in values.items():
+            if not value_fits(fields[key], value):
+                raise UserError(f"option {option_flag(fields[key])} must be "
+                                f"{fields[key].type}, got {value!r}")
+        opts = self.Options(**values)
+        self.validate_options(opts)
+        return opts
+
+    def validate_options(self, opts: Any) -> None:
+        """Raise ``UserError`` for a bad option value."""
+
+    def resolve_options(self, opts: Any, source: str | None) -> Any:
+        """Fill options left to the data (e.g. an image size of 0 = the data's own size).
+
+        Called once before training with the training source; the resolved values are stored
+        in the run's config, so every later command rebuilds the same generator.
+        """
+        return opts
+
+    @property
+    def metric_scale(self) -> float:
+        """Factor turning a model-space MSE into an MSE on ``metric_range``."""
+        lo, hi = self.data_range
+        mlo, mhi = self.metric_range
+        return ((mhi - mlo) / (hi - lo)) ** 2
+
+    # -- model and data ------------------------------------------------------------------
+    @abstractmethod
+    def build_generator(self, latent_dim: int, opts: Any) -> Generator:
+        """The default generator for these options and latent size."""
+
+    @abstractmethod
+    def open_dataset(self, source: str | None, opts: Any) -> Examples:
+        """Open ``source`` (a path; None for the embedded default) as model-space examples."""
+
+    def extra_metrics(self, y: Tensor, x: Tensor, opts: Any) -> dict[str, Tensor]:
+        """Modality-specific error measures of reconstructions ``x`` of ``y``: name -> one
+        value per example (e.g. a spectral distance for sound). Reported by ``evaluate``."""
+        return {}
+
+    # -- writers -------------------------------------------------------------------------
+    @abstractmethod
+    def write_examples(self, x: Tensor, out_dir: Path, prefix: str, opts: Any,
+                       start: int = 0) -> list[Path]:
+        """Write each example of ``x`` as files a person opens (one or more per example: e.g. a
+        WAV and its spectrogram); numbering starts at ``start``. Returns every file written."""
+
+    @abstractmethod
+    def write_grid(self, table: Tensor, path: Path, opts: Any) -> list[Path]:
+        """Write a (rows, cols, *data_shape) table as an overview (``path`` without suffix): a
+        picture, and for sound or video also a file that plays the table."""
+
+    def check_format(self, fmt: str | None) -> None:
+        """Raise ``UserError`` unless ``fmt`` (None = the default) is one this modality writes."""
+        if fmt is None:
+            return
+        if not self.formats:
+            raise UserError(f"--format {fmt}: modality '{self.name}' writes one format only; "
+                            "leave --format out")
+        if fmt.lower() not in self.formats:
+            raise UserError(f"--format must be one of {', '.join(self.formats)} for modality "
+                            f"'{self.name}', got '{fmt}'")
+
+    def save_examples(self, x: Tensor, out_dir: Path, prefix: str, opts: Any, start: int = 0,
+                      fmt: str | None = None) -> list[Path]:
+        """What the core calls: ``write_examples``, with ``fmt`` for modalities that declare
+        ``formats`` (so plugins with a single format need not accept it)."""
+        self.check_format(fmt)
+        if self.formats:
+            return self.write_examples(x, out_dir, prefix, opts, start=start,
+                                       fmt=(fmt or self.formats[0]).lower())
+        return self.write_examples(x, out_dir, prefix, opts, start=start)
+
+    def save_grid(self, table: Tensor, path: Path, opts: Any, fmt: str | None = None
+                  ) -> list[Path]:
+        """What the core calls: ``write_grid``, with ``fmt`` as in ``save_examples``."""
+        self.check_format(fmt)
+        if self.formats:
+            return self.write_grid(table, path, opts, fmt=(fmt or self.formats[0]).lower())
+        return self.write_grid(table, path, opts)
+
+    @abstractmethod
+    def read_examples(self, paths: list[Path], opts: Any) -> Tensor:
+        """Read the examples back from the files ``write_examples`` returned (the writer
+        round-trip test); files that only illustrate (e.g. spectrograms) are skipped."""

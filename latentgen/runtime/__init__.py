@@ -1,0 +1,1 @@
+"""Where and how a run executes: devices, seeds, torch.distributed, speed options, atomic files."""

@@ -1,0 +1,87 @@
+"""From a resolved config to the pieces of a model: modality, options, generator, prior,
+observation model and samplers, and the data the generator can reconstruct."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentgen.training.config import TrainConfig
+from latentgen.data.examples import Examples
+from latentgen.errors import UserError
+from latentgen.runtime.devices import resolve_device
+from latentgen.model.generator import Generator
+from latentgen.plugins.modality import Modality
+from latentgen.model.observation import GaussianObservation
+from latentgen.plugins.registry import get_registry, owner_of
+from latentgen.data.prepared import is_prepared, open_prepared, prepared_options
+from latentgen.model.priors import Prior
+from latentgen.model.samplers import Sampler
+
+
+@dataclass
+class Model:
+    """A generator with its prior and observation model, as a config describes them."""
+
+    config: TrainConfig
+    modality: Modality
+    options: Any
+    generator: Generator
+    prior: Prior
+    observation: GaussianObservation
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> "Model":
+        config.validate()
+        reg = get_registry()
+        modality = reg.modality(config.modality)
+        if is_prepared(config.data):
+            # packed with resolved options: those apply unless the user gave others
+            packed_as, packed_options = prepared_options(config.data)  # type: ignore[arg-type]
+            if packed_as != modality.name:
+                raise UserError(f"--data {config.data} holds {packed_as} data, not "
+                                f"{modality.name}; pass --modality {packed_as} or prepare the "
+                                f"data for {modality.name}")
+            options = modality.make_options({**packed_options, **config.modality_options})
+        else:
+            options = modality.resolve_options(modality.make_options(config.modality_options),
+                                               config.data)
+        generator = modality.build_generator(config.latent_dim, options)
+        prior = reg.prior(config.prior)(generator.latent_shape)
+        return cls(config, modality, options, generator, prior,
+                   GaussianObservation(config.sigma))
+
+    def sampler(self, name: str | None = None, step_size: float | None = None) -> Sampler:
+        cls = get_registry().sampler(name or self.config.sampler)
+        return cls(step_size if step_size is not None else self.config.step_size)
+
+    def plugin_record(self) -> dict[str, str]:
+        info = owner_of(self.config.modality)
+        return {"name": info.name, "version": info.version, "modality": self.config.modality}
+
+    def open_data(self, source: str | None, what: str = "--data") -> Examples:
+        """Examples from ``source`` that this generator can reconstruct (shape checked)."""
+        try:
+            if is_prepared(source):
+                data = open_prepared(source, self.modality)  # type: ignore[arg-type]
+            else:
+                data = self.modality.open_dataset(source, self.options)
+        except UserError as exc:  # plugins name the path; the flag is known here
+            raise UserError(f"{what}: {exc}") from None
+        shape = tuple(self.generator.data_shape)
+        if tuple(data.example_shape) != shape:
+            raise UserError(f"{what} {source or '(embedded default)'} has examples of shape "
+                            f"{tuple(data.example_shape)}, the generator makes {shape}; check "
+                            "the modality options")
+        return data
+
+    def options_dict(self) -> dict[str, Any]:
+        """The resolved modality options, as the run's config stores them."""
+        return dataclasses.asdict(self.options)
+
+    def metric_mse(self, model_space_mse: float) -> float:
+        return model_space_mse * self.modality.metric_scale

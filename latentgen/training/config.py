@@ -1,0 +1,182 @@
+"""The typed training configuration and its TOML form (``config.toml`` of a run).
+
+Each field is a setting declared once (``latentgen.training.settings``). ``TrainConfig(**s)``
+remembers which settings were given, so that ``latentgen.resolve_config`` can fill the others
+from the chosen modality's training defaults before the schema's own.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from latentgen.data.mask_specs import MASK_HELP
+from latentgen.errors import UserError
+from latentgen.runtime.speed import Precision
+from latentgen.training.settings import Setting, schema, setting
+
+Device = str  # auto, cpu, cuda or cuda:N (checked in ``validate``)
+
+
+@dataclass(init=False)
+class TrainConfig:
+    """Every setting of a training run. Defaults start from the seed's object experiments
+    (delta 0.3, L = 30, persistent chains); sigma 0.5 and batch 32 were chosen by measurement
+    (docs/user-guide.md): with sigma 0.3 the banked latents drift far from the N(0, I) prior
+    in a short run and prior samples come out grey, and smaller batches give more generator
+    steps per Langevin step. Modalities override some (``Modality.train_defaults``)."""
+
+    modality: str = setting("image", "Data modality; `latentgen plugins` lists them.",
+                            panel="Data and run")
+    data: str | None = setting(None, "Training data (folder or file); none: the modality's "
+                               "embedded default.", panel="Data and run")
+    epochs: int = setting(30, "Epochs to train (on --resume: the new total).", minimum=1,
+                          panel="Data and run", resumable=True)
+    latent_dim: int = setting(16, "d, latent factors per example.", minimum=1,
+                              panel="Data and run")
+    batch_size: int = setting(32, "Examples per ABP iteration.", unit="examples", minimum=1,
+                              panel="Data and run")
+    langevin_steps: int = setting(30, "L, Langevin steps per iteration.", minimum=0)
+    step_size: float = setting(0.3, "delta, the Langevin step size.", positive=True)
+    sigma: float = setting(0.5, "sigma, the observation noise standard deviation (in the "
+                           "model's data range).", positive=True)
+    lr: float = setting(1e-3, "Adam learning rate.", positive=True)
+    beta1: float = setting(0.5, "Adam beta1.", minimum=0)
+    sampler: str = setting("langevin", "Inference during training: langevin, gd (no noise) or "
+                           "map (no noise, self-tuning step).")
+    prior: str = setting("normal", "Latent prior (normal: N(0, I)).")
+    reinit_chains: bool = setting(False, "Restart chains from the prior every iteration "
+                                  "(short-run) instead of persisting them.",
+                                  off_flag="--persistent-chains")
+    seed: int = setting(0, "Random seed (initial weights, latents, noise, epoch order).",
+                        panel="Data and run")
+    device: Device = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N.",
+                             panel="Data and run", resumable=True)
+    precision: Precision = setting(
+        "fp32", "fp32, or bf16: the generator's passes run in bfloat16 autocast (faster on "
+        "GPUs; changes numerics).")
+    compile: bool = setting(False, "torch.compile the generator (CUDA graphs on CUDA); "
+                            "checkpoints are unchanged.", resumable=True)
+    fp64_gradients: bool = setting(False, "Compute and sum the learning step's gradients in "
+                                   "float64: the model then does not depend on the number of "
+                                   "processes or threads (slower; docs/distributed.md).",
+                                   panel="Scale", off_flag="--fp32-gradients")
+    sample_every: int = setting(5, "Write a fixed-noise sample grid every N epochs (and after "
+                                "the last).", unit="epochs", minimum=1, panel="Data and run")
+    checkpoint_every: int = setting(10, "Keep checkpoints/epoch_NNNN.pt every N epochs; 0: "
+                                    "last.pt only.", unit="epochs", minimum=0,
+                                    panel="Data and run")
+    observers: list[str] = setting([], "Extra observers of training by name (repeat the "
+                                   "flag): tensorboard, or one a plugin registers. metrics.csv "
+                                   "and metrics.jsonl are always written.",
+                                   panel="Data and run", resumable=True,
+                                   repeat_flag="--observer")
+    test_data: str | None = setting(None, "Held-out data of the training category: its error "
+                                    "is tracked every --eval-every epochs.",
+                                    panel="Error curves")
+    negative_data: str | None = setting(None, "Data of another category, tracked beside "
+                                        "--test-data.", panel="Error curves")
+    eval_every: int = setting(5, "Epochs between evaluations of train / test / negative "
+                              "error.", unit="epochs", minimum=1, panel="Error curves")
+    eval_steps: int = setting(300, "MAP inference steps (sampler map) from Z = 0 for test / "
+                              "negative data.", minimum=0, panel="Error curves")
+    mask: str | None = setting(None, "Learn from incomplete data: " + MASK_HELP + ".")
+    max_steps: int | None = setting(None, "Stop after N ABP iterations in all (a checkpoint is "
+                                    "written there, even mid-epoch; --resume continues from "
+                                    "it); none: every epoch.", minimum=1, panel="Scale",
+                                    resumable=True)
+    latents_on: Literal["device", "host", "disk"] = setting(
+        "device", "Where the latent bank lives: device (the training device), host (CPU "
+        "memory) or disk (a .npy file beside the checkpoint, read a batch of rows at a time).",
+        panel="Scale", resumable=True)
+    workers: int | None = setting(None, "DataLoader worker processes reading batches ahead; "
+                                  "none: 1 for prepared data, else 0.", minimum=0,
+                                  panel="Scale", resumable=True)
+    #: the modality's own options (image size, channels, ...); declared by the modality
+    modality_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __init__(self, **settings: Any) -> None:
+        known = {f.name: f for f in dataclasses.fields(self)}
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise UserError(f"unknown setting(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(sorted(known))}")
+        for name, f in known.items():
+            if name in settings:
+                value = copy.deepcopy(settings[name])  # never share the caller's lists
+            elif f.default_factory is not dataclasses.MISSING:
+                value = f.default_factory()
+            else:
+                value = f.default
+            setattr(self, name, value)
+        #: the settings given to the constructor (the others hold their schema default)
+        self._given = frozenset(settings)
+
+    @property
+    def given(self) -> frozenset[str]:
+        return self._given
+
+    def validate(self) -> None:
+        for s in SETTINGS.values():
+            setattr(self, s.name, s.check(getattr(self, s.name), "config"))
+        if not self.beta1 < 1:
+            raise UserError(f"--beta1 must be in [0, 1), got {self.beta1}")
+        if self.device not in ("auto", "cpu", "cuda") and not (
+                self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got '{self.device}'")
+        if self.fp64_gradients and self.precision != "fp32":
+            raise UserError("--fp64-gradients needs --precision fp32 (it computes the "
+                            "learning step in float64)")
+        if not isinstance(self.modality_options, dict):
+            raise UserError("modality_options must be a table ([modality_options])")
+
+    # -- dict / TOML ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+        """A config of ``values`` (all given), each checked against its declaration."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise UserError(f"{source}: unknown setting(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(names))}")
+        checked = {k: SETTINGS[k].check(v, source) if k in SETTINGS else v
+                   for k, v in values.items()}
+        if not isinstance(checked.get("modality_options", {}), dict):
+            raise UserError(f"{source}: modality_options must be a table ([modality_options])")
+        return cls(**checked)
+
+    def to_toml(self) -> str:
+        values = self.to_dict()
+        options = values.pop("modality_options")
+        # TOML has no null: a setting that is None is left out (and reads back as None)
+        doc: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+        doc["modality_options"] = {k: v for k, v in options.items() if v is not None}
+        return "# latentgen training configuration (resolved)\n" + tomli_w.dumps(doc)
+
+
+#: every declared training setting, by name
+SETTINGS: dict[str, Setting] = schema(TrainConfig)
+#: settings a resumed run may change: they change how it runs, not what it learns
+RESUMABLE = tuple(name for name, s in SETTINGS.items() if s.resumable)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist; give the path of a TOML file") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path} ({exc.strerror}); give a TOML "
+                        "file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML ({exc}); fix the file") from None

@@ -1,0 +1,234 @@
+"""Alternating back-propagation (ABP): the training loop of the seed, batched.
+
+For each mini-batch of example indices:
+  1. inferential back-propagation: the batch's latents, read from the bank, move L Langevin
+     steps along the posterior with the generator held fixed; they are written back to the bank;
+  2. learning back-propagation: one optimizer step on W with the gradient of
+     sum_i ||Y_i - f(Z_i; W)||^2 / (2 sigma^2) at the inferred Z_i (averaged over the batch).
+
+Every random draw depends only on (seed, epoch, batch number) and the example's place in the
+batch: the order of examples, the Langevin noise and re-initialised chains. Resuming from a
+checkpoint (even mid-epoch) therefore replays exactly what an uninterrupted run would have
+done, and N processes (``latentgen.distributed``) train the model one process trains.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from latentgen.training.bank import LatentBank
+from latentgen.data.examples import Examples
+from latentgen.runtime.distributed import Shard, all_reduce_sum, data_parallel, sync_batchnorm
+from latentgen.data.loader import EpochPlan, stored_batches, to_device
+from latentgen.data.masks import Masks
+from latentgen.model.observation import GaussianObservation
+from latentgen.data.order import EpochOrder
+from latentgen.runtime.speed import autocast, compiled, prepare_generator
+from latentgen.model.priors import Prior
+from latentgen.model.samplers import NoiseSource, RowNoise, Sampler
+from latentgen.runtime.seeding import derived_generator
+
+
+@dataclass
+class BatchStats:
+    batch: int
+    batches: int
+    #: examples in the global batch (all processes)
+    examples: int
+    #: mean energy ||Y - f(Z)||^2 / (2 sigma^2) per example, after inference, before the W step
+    loss: float
+    #: model-space mean squared error per element
+    mse: float
+
+
+@dataclass
+class EpochProgress:
+    """How far an epoch got: the next batch to run and the sums so far (global, over all
+    processes). Stored in checkpoints written mid-epoch (``--max-steps``)."""
+
+    epoch: int
+    batch: int = 0
+    loss_sum: float = 0.0
+    mse_sum: float = 0.0
+    examples: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "EpochProgress":
+        return cls(**values)
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    examples: int
+    loss: float
+    mse: float
+    seconds: float
+
+    @property
+    def examples_per_s(self) -> float:
+        return self.examples / self.seconds if self.seconds > 0 else float("nan")
+
+
+class ABPEngine:
+    def __init__(self, generator: nn.Module, prior: Prior, sampler: Sampler,
+                 observation: GaussianObservation, bank: LatentBank, *, langevin_steps: int,
+                 batch_size: int, lr: float, beta1: float = 0.5, seed: int = 0,
+                 reinit_chains: bool = False, device: torch.device | str = "cpu",
+                 masks: Masks | None = None, precision: str = "fp32",
+                 compile: bool = False, shard: Shard = Shard(),
+                 fp64_gradients: bool = False) -> None:
+        self.device = torch.device(device)
+        self.shard = shard
+        #: the module whose weights are learned and saved (state-dict keys never change)
+        self.generator = prepare_generator(sync_batchnorm(generator, shard, self.device))
+        self.prior = prior
+        self.sampler = sampler
+        self.observation = observation
+        self.bank = bank
+        self.langevin_steps = langevin_steps
+        self.batch_size = batch_size
+        self.seed = seed
+        self.reinit_chains = reinit_chains
+        #: observed-entry masks of the training examples (learning from incomplete data)
+        self.masks = masks
+        self.precision = precision
+        #: what runs the forward passes: the generator, or its compiled form. Inference uses it
+        #: directly (the weights are fixed there, so nothing is synchronised)
+        # with several processes each one's share of a batch varies in size: compile for
+        # dynamic shapes then (static shapes would recompile, and re-record CUDA graphs, per size)
+        self.net = (compiled(self.generator, self.device, static=shard.world == 1) if compile
+                    else self.generator)
+        #: a float64 copy of the generator that computes the learning step's gradients, or
+        #: None. float32 sums of a batch's gradient depend on how the batch is split (across
+        #: processes and threads); Adam divides each gradient entry by its own scale, so
+        #: entries that nearly cancel turn those rounding differences into visible weight
+        #: differences, and Langevin inference at the usual step sizes amplifies them further.
+        #: Computed and summed in float64, then rounded once, the gradient is the same however
+        #: the batch is split.
+        self.shadow = copy.deepcopy(self.generator).double() if fp64_gradients else None
+        #: what runs the learning step: ``net`` (or the float64 copy), under DDP when there are
+        #: several processes
+        self.learner = data_parallel(self.shadow if self.shadow is not None else self.net,
+                                     shard, self.device)
+        # foreach: the multi-tensor update (fewer, larger operations than one per tensor)
+        self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr,
+                                          betas=(beta1, 0.999), foreach=True)
+        self.step = 0
+
+    def batches(self, n: int, epoch: int) -> EpochOrder:
+        """The epoch's global index batches; a function of (seed, epoch) only."""
+        return EpochOrder(n, self.batch_size, self.seed, epoch)
+
+    def train_batch(self, y: Tensor, index: Tensor, epoch: int, batch: int,
+                    mask: Tensor | None = None, rows: Tensor | None = None,
+                    batch_size: int | None = None) -> tuple[float, float]:
+        """One ABP iteration on examples ``index`` with data ``y``; returns (loss, mse) of the
+        global batch. With several processes, ``index`` holds this process's examples of a
+        global batch of ``batch_size``, at positions ``rows`` of it."""
+        size = len(index) if batch_size is None else batch_size
+        rng = derived_generator(self.seed, "langevin", epoch, batch)
+        noise: NoiseSource = rng
+        if rows is not None and (len(rows) != size):
+            noise = RowNoise(rng, size, rows)
+        if self.reinit_chains:
+            z0 = self.prior.sample(size, generator=rng, device=self.device)
+            z0 = z0[rows.to(self.device)] if noise is not rng else z0  # type: ignore[union-attr]
+        else:
+            z0 = self.bank.read(index).to(self.device)
+        self.generator.train()
+        with autocast(self.device, self.precision):
+            z = self.sampler.infer(z0, y, self.net, self.observation, self.prior,
+                                   self.langevin_steps, mask=mask, rng=noise)
+        self.bank.write(index, z)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.shadow is not None:
+            self.shadow.load_state_dict(self.generator.state_dict())
+            x = self.learner(z.double())
+            energy = self.observation.energy(y.double(), x, mask)
+        else:
+            with autocast(self.device, self.precision):
+                x = self.learner(z)
+            energy = self.observation.energy(y, x.float(), mask)
+        # the mean over the global batch; DDP averages gradients over the processes, so each
+        # contributes its sum times world / global batch size
+        (energy.sum() * (self.shard.world / size)).backward()
+        if self.shadow is not None:
+            self._take_shadow_gradients()
+        self.optimizer.step()
+        self.step += 1
+        with torch.no_grad():
+            sq = (y - x.to(y.dtype)).pow(2)
+            sums = torch.stack([energy.detach().sum(),
+                                (sq * mask).sum() if mask is not None else sq.sum(),
+                                (mask.expand_as(sq).sum() if mask is not None
+                                 else torch.tensor(float(sq.numel()), device=sq.device))])
+            sums = all_reduce_sum(sums.double(), self.shard).tolist()
+        return sums[0] / size, sums[1] / sums[2]
+
+    @torch.no_grad()
+    def _take_shadow_gradients(self) -> None:
+        assert self.shadow is not None
+        for p, p64 in zip(self.generator.parameters(), self.shadow.parameters()):
+            p.grad = None if p64.grad is None else p64.grad.to(p.dtype)
+            p64.grad = None
+        for b, b64 in zip(self.generator.buffers(), self.shadow.buffers()):
+            b.copy_(b64)  # e.g. BatchNorm running statistics updated by the learning pass
+
+    def run_epoch(self, data: Examples, epoch: int,
+                  on_batch: Callable[[BatchStats], None] | None = None,
+                  progress: EpochProgress | None = None, max_batches: int | None = None,
+                  workers: int = 0) -> tuple[EpochStats | None, EpochProgress]:
+        """Run epoch ``epoch`` from ``progress`` (a mid-epoch checkpoint) or its start, for at
+        most ``max_batches`` batches. Returns the epoch's stats (None if it stopped early) and
+        how far it got."""
+        progress = progress or EpochProgress(epoch)
+        plan = EpochPlan(self.batches(len(data), epoch), self.shard)
+        start = time.perf_counter()
+        end = len(plan) if max_batches is None else min(len(plan), progress.batch + max_batches)
+        stored = stored_batches(data, plan, progress.batch, workers,
+                                pin_memory=self.device.type == "cuda")
+        for b in range(progress.batch, end):
+            index, rows, size = plan.batch(b)
+            y = data.decode(to_device(next(stored), self.device))
+            mask = self.masks.for_indices(index, self.device) if self.masks else None
+            loss, mse = self.train_batch(y, index, epoch, b, mask, rows=rows, batch_size=size)
+            progress.batch = b + 1
+            progress.loss_sum += loss * size
+            progress.mse_sum += mse * size
+            progress.examples += size
+            if on_batch is not None:
+                on_batch(BatchStats(b + 1, len(plan), size, loss, mse))
+        if hasattr(stored, "close"):
+            stored.close()  # type: ignore[union-attr]  # stop loader workers early
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        progress.seconds += time.perf_counter() - start
+        if progress.batch < len(plan):
+            return None, progress
+        n = progress.examples
+        return EpochStats(epoch, n, progress.loss_sum / n, progress.mse_sum / n,
+                          progress.seconds), progress
+
+    def state_dict(self) -> dict:
+        """Generator, optimizer and step; the latent bank is saved by the caller
+        (``LatentBank.gather``), as it may be sharded or on disk."""
+        return {"generator": self.generator.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.bank.load_full(state["latents"])
+        self.step = int(state["step"])

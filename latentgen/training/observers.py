@@ -1,0 +1,249 @@
+"""Observers of training: what a run reports, and where, as it goes.
+
+The trainer emits five events, on the first process only, in this order:
+
+    on_start(StartEvent)            once, before the first batch
+    on_batch(BatchEvent)            after each ABP iteration
+    on_epoch(EpochEvent)            after each epoch, before its checkpoint is written
+    on_checkpoint(CheckpointEvent)  after each checkpoint (end of epoch, or --max-steps)
+    on_end(EndEvent)                once, after the last one
+
+``EpochEvent.rows`` is the run's metrics table with this epoch's row last; observers earlier
+in the list may add columns to that row (the error curves do), and the built-in writers,
+which run last, record the row as it then is: ``metrics.csv`` (one row per epoch; the table
+``--resume`` and the report read) and ``metrics.jsonl`` (one JSON object per event).
+
+A plugin adds an observer through the ``register_observers`` hook; ``--observer NAME`` (the
+``observers`` setting) turns it on. TensorBoard is built in that way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from latentgen.errors import UserError
+
+if TYPE_CHECKING:
+    from latentgen.training.config import TrainConfig
+    from latentgen.training.engine import BatchStats
+    from latentgen.training.trainer import Trainer
+
+    import torch
+
+
+@dataclass
+class StartEvent:
+    trainer: "Trainer"
+    n_examples: int
+    start_epoch: int
+    batches_per_epoch: int
+    #: ABP iterations this invocation will run (0: nothing left to train)
+    total_batches: int
+
+
+@dataclass
+class BatchEvent:
+    epoch: int
+    #: the global iteration count after this batch
+    step: int
+    #: this batch's statistics; ``mse`` on the modality's metric scale
+    stats: "BatchStats"
+
+
+@dataclass
+class EpochEvent:
+    epoch: int
+    step: int
+    #: the whole metrics table; ``rows[-1]`` is this epoch's (observers may add to it)
+    rows: list[dict[str, Any]]
+    #: the full latent bank as it stands after this epoch
+    latents: "torch.Tensor"
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return self.rows[-1]
+
+
+@dataclass
+class CheckpointEvent:
+    epoch: int
+    step: int
+    path: Path
+    #: the kept copy (``checkpoints/epoch_NNNN.pt``), if this epoch keeps one
+    kept: Path | None
+
+
+@dataclass
+class EndEvent:
+    run_dir: Path
+    epoch: int
+    step: int
+
+
+class Observer:
+    """Base class: override the events you need; each default does nothing."""
+
+    def on_start(self, event: StartEvent) -> None: ...
+
+    def on_batch(self, event: BatchEvent) -> None: ...
+
+    def on_epoch(self, event: EpochEvent) -> None: ...
+
+    def on_checkpoint(self, event: CheckpointEvent) -> None: ...
+
+    def on_end(self, event: EndEvent) -> None: ...
+
+    def close(self) -> None:
+        """Called once when training stops, normally or on an error."""
+
+
+class CSVMetrics(Observer):
+    """``metrics.csv``: one row per epoch (the whole table rewritten, so it stays consistent
+    with the checkpoint on resume)."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+
+    def on_epoch(self, event: EpochEvent) -> None:
+        self.run.write_metrics(event.rows)
+
+
+class JSONLines(Observer):
+    """``metrics.jsonl``: one JSON object per event, appended as it happens (``tail -f`` it).
+    Each line has ``event`` (start, batch, epoch, checkpoint, end) and ``step``."""
+
+    def __init__(self, path: Path, every_batch: bool = True) -> None:
+        self.path, self.every_batch = path, every_batch
+        self.fh: Any = None
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self.fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(self.path, "a", encoding="utf-8")
+        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                 for k, v in record.items()}
+        self.fh.write(json.dumps(clean) + "\n")
+        self.fh.flush()
+
+    def on_start(self, event: StartEvent) -> None:
+        cfg = event.trainer.config
+        self._write({"event": "start", "step": event.trainer.engine.step,
+                     "epoch": event.start_epoch, "modality": cfg.modality,
+                     "examples": event.n_examples, "batches_per_epoch": event.batches_per_epoch,
+                     "total_batches": event.total_batches})
+
+    def on_batch(self, event: BatchEvent) -> None:
+        if self.every_batch:
+            s = event.stats
+            self._write({"event": "batch", "step": event.step, "epoch": event.epoch,
+                         "batch": s.batch, "examples": s.examples, "loss": s.loss,
+                         "mse": s.mse})
+
+    def on_epoch(self, event: EpochEvent) -> None:
+        self._write({"event": "epoch", **event.row})
+
+    def on_checkpoint(self, event: CheckpointEvent) -> None:
+        self._write({"event": "checkpoint", "step": event.step, "epoch": event.epoch,
+                     "path": str(event.path), "kept": str(event.kept) if event.kept else None})
+
+    def on_end(self, event: EndEvent) -> None:
+        self._write({"event": "end", "step": event.step, "epoch": event.epoch})
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
+class TensorBoard(Observer):
+    """TensorBoard event files in ``RUN/tensorboard/`` (``pip install 'latentgen[tensorboard]'``):
+    loss and MSE per batch, every metrics column per epoch."""
+
+    def __init__(self, log_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("--observer tensorboard needs the tensorboard package; install it "
+                            "with pip install 'latentgen[tensorboard]' or drop the "
+                            "observer") from None
+        self.log_dir = log_dir
+        self._writer_cls = SummaryWriter
+        self.writer: Any = None
+
+    def on_start(self, event: StartEvent) -> None:
+        self.writer = self._writer_cls(log_dir=str(self.log_dir))
+
+    def on_batch(self, event: BatchEvent) -> None:
+        self.writer.add_scalar("batch/loss", event.stats.loss, event.step)
+        self.writer.add_scalar("batch/mse", event.stats.mse, event.step)
+
+    def on_epoch(self, event: EpochEvent) -> None:
+        for key, value in event.row.items():
+            if key not in ("epoch", "step") and isinstance(value, (int, float)):
+                self.writer.add_scalar(f"epoch/{key}", value, event.epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def tensorboard_observer(run_dir: Path, config: "TrainConfig") -> Observer:
+    return TensorBoard(run_dir / "tensorboard")
+
+
+#: observers built in, by name (``latentgen.plugins.registry.BUILTIN_OBSERVERS``)
+BUILTIN = {"tensorboard": tensorboard_observer}
+
+
+def named_observers(names: list[str], run_dir: Path, config: "TrainConfig") -> list[Observer]:
+    """The observers the ``observers`` setting names, made by their registered factories
+    (``factory(run_dir, config) -> Observer``); an unknown name is a UserError."""
+    from latentgen.plugins.registry import get_registry
+
+    reg = get_registry()
+    made = []
+    for name in names:
+        factory = BUILTIN.get(name) or reg.observer(name)
+        observer = factory(run_dir, config)
+        if not isinstance(observer, Observer):
+            raise UserError(f"--observer {name}: its plugin made a {type(observer).__name__}, "
+                            "not a latentgen.Observer; fix or remove the plugin")
+        made.append(observer)
+    return made
+
+
+class Observers(Observer):
+    """Several observers as one, called in order."""
+
+    def __init__(self, observers: list[Observer]) -> None:
+        self.observers = observers
+
+    def on_start(self, event: StartEvent) -> None:
+        for o in self.observers:
+            o.on_start(event)
+
+    def on_batch(self, event: BatchEvent) -> None:
+        for o in self.observers:
+            o.on_batch(event)
+
+    def on_epoch(self, event: EpochEvent) -> None:
+        for o in self.observers:
+            o.on_epoch(event)
+
+    def on_checkpoint(self, event: CheckpointEvent) -> None:
+        for o in self.observers:
+            o.on_checkpoint(event)
+
+    def on_end(self, event: EndEvent) -> None:
+        for o in self.observers:
+            o.on_end(event)
+
+    def close(self) -> None:
+        for o in self.observers:
+            o.close()

@@ -1,0 +1,128 @@
+"""From what a user gives to the config a run stores: a TOML file or a base config, explicit
+settings, the modality's training defaults, then the schema's defaults, in that order of
+precedence (the first that sets a value wins)."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from latentgen.errors import UserError
+from latentgen.training.config import RESUMABLE, SETTINGS, TrainConfig, read_toml
+from latentgen.training.rundir import RunDir
+
+#: a base for ``resolve_config``: a TOML file, a mapping of settings or a ``TrainConfig``
+ConfigSource = TrainConfig | Mapping[str, Any] | str | Path | None
+
+
+def resolve_config(config: ConfigSource = None, /, **settings: Any) -> TrainConfig:
+    """The resolved config of a new run, exactly as ``latentgen train`` resolves it.
+
+    ``config`` is a TOML file (as ``--config`` takes), a mapping of settings or a
+    ``TrainConfig`` (only the settings it was given count). ``settings`` are training settings
+    (``epochs=3``), modality options (``image_size=32``) or ``modality_options={...}``; they
+    win over ``config``. The modality's ``train_defaults`` fill what neither sets. Nothing
+    passed in is changed.
+    """
+    values, options, source = _base(config)
+    for key, value in settings.items():
+        if key == "modality_options":
+            options.update(_table(value, "modality_options"))
+        elif key in SETTINGS:
+            values[key] = copy.deepcopy(value)
+        else:
+            options[key] = copy.deepcopy(value)
+    from latentgen.data.prepared import is_prepared, prepared_options
+    from latentgen.plugins.registry import get_registry
+
+    name = values.get("modality")
+    if not name and is_prepared(values.get("data")):
+        name = values["modality"] = prepared_options(values["data"])[0]
+    modality = get_registry().modality(name or SETTINGS["modality"].default)
+    _check_options(options, modality, settings)
+    resolved = {**modality.train_defaults, **values, "modality_options": options}
+    cfg = TrainConfig.from_dict(resolved, source=source)
+    cfg.validate()
+    return cfg
+
+
+def _base(config: ConfigSource) -> tuple[dict[str, Any], dict[str, Any], str]:
+    if config is None:
+        return {}, {}, "settings"
+    if isinstance(config, (str, Path)):
+        values = dict(read_toml(Path(config)))
+        source = str(config)
+    elif isinstance(config, TrainConfig):
+        values = {k: copy.deepcopy(getattr(config, k)) for k in config.given}
+        source = "config"
+    elif isinstance(config, Mapping):
+        values = copy.deepcopy(dict(config))
+        source = "config"
+    else:
+        raise TypeError(f"config must be a TOML path, a mapping or a TrainConfig, not "
+                        f"{type(config).__name__}")
+    options = _table(values.pop("modality_options", {}), f"{source}: modality_options")
+    return values, dict(options), source
+
+
+def _table(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise UserError(f"{what} must be a table ([modality_options]) of option = value")
+    return copy.deepcopy(dict(value))
+
+
+def _check_options(options: dict[str, Any], modality: Any, settings: dict[str, Any]) -> None:
+    """A keyword that is neither a setting nor an option of the modality names both lists."""
+    import dataclasses
+
+    own = {f.name for f in dataclasses.fields(modality.Options)}
+    stray = sorted(k for k in settings if k not in SETTINGS and k != "modality_options"
+                   and k not in own)
+    if stray:
+        raise UserError(f"unknown setting(s) {', '.join(stray)}: not training settings "
+                        f"({', '.join(SETTINGS)}) nor options of modality '{modality.name}' "
+                        f"({', '.join(sorted(own))})")
+
+
+def default_out(config: TrainConfig) -> Path:
+    """Where a run goes when no folder is given: ``runs/MODALITY-YYYYmmdd-HHMMSS``."""
+    from latentgen.runtime.distributed import environment_world
+
+    if environment_world()[1] > 1:  # a time-stamped name could differ between processes
+        raise UserError("under torchrun give --out: every process must name the same run "
+                        "directory")
+    return Path("runs") / f"{config.modality}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def resume_config(out: str | Path, config: ConfigSource = None, **changes: Any) -> TrainConfig:
+    """The stored config of the run in ``out``, with the ``RESUMABLE`` settings in
+    ``changes`` (those not None) applied. Anything else is refused: a resumed run continues
+    what it learns as it was configured."""
+    changed = sorted(k for k, v in changes.items() if k not in RESUMABLE and v is not None)
+    if changed or config is not None:
+        flags = ", ".join(SETTINGS[k].flag if k in SETTINGS else "--" + k.replace("_", "-")
+                          for k in changed) or "--config"
+        allowed = ", ".join(SETTINGS[k].flag for k in RESUMABLE)
+        raise UserError(f"--resume continues the stored configuration; {flags} cannot change "
+                        f"(only {allowed} can)")
+    run = RunDir(out)
+    if not run.last_checkpoint.exists():
+        raise UserError(f"--resume: {out} holds no checkpoints/last.pt; give the --out folder "
+                        "of an earlier run, or drop --resume to start a new one")
+    stored = run.read_config()
+    done = int(run.load_checkpoint()["epoch"])
+    epochs = changes.get("epochs")
+    if epochs is not None and epochs < done:
+        raise UserError(f"--resume --epochs {epochs}: the run in {out} already has {done} "
+                        "epochs; give a larger total")
+    values = stored.to_dict()
+    values.update({k: v for k, v in changes.items() if v is not None})
+    # a step budget belongs to one invocation (a smoke test, one slot of a job schedule): the
+    # stored one would stop a resumed run before it starts
+    values["max_steps"] = changes.get("max_steps")
+    cfg = TrainConfig.from_dict(values, source=str(run.config_path))
+    cfg.validate()
+    return cfg
