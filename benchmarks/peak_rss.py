@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 #: the "small constant" of the bound: allocator and page granularity
 SLACK = 1 << 20
 

@@ -9,8 +9,9 @@ docs/python-api.md is the reference; its examples run in the test suite.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from latentgen.errors import UserError
 from latentgen.evaluation.curves import CurveObserver
@@ -23,7 +24,7 @@ __all__ = ["load_run", "resolve_config", "train"]
 
 
 def train(config: ConfigSource = None, /, *, out: str | Path | None = None,
-          resume: bool = False, observers: Sequence[Observer] = (), progress: bool = False,
+          resume: bool = False, observers: Sequence[Observer | str] = (), progress: bool = False,
           device: str | None = None, **settings: Any) -> Run:
     """Train a generator by alternating back-propagation; returns the trained ``Run``.
 
@@ -34,11 +35,17 @@ def train(config: ConfigSource = None, /, *, out: str | Path | None = None,
 
     ``resume=True`` continues the run in ``out`` exactly where it stopped; only the settings
     that change how it runs (epochs, device, compile, observers, max_steps, latents_on,
-    workers) may be given then. ``observers`` are told of progress (``latentgen.Observer``);
-    ``progress=True`` draws the rich progress bar. The arguments are never changed.
+    workers) may be given then. ``observers`` are told of progress: ``latentgen.Observer``
+    objects, or names of registered observers (``"tensorboard"``; names are the ``observers``
+    setting, stored in the config). ``progress=True`` draws the rich progress bar. The
+    arguments are never changed.
     """
     if device is not None:
         settings["device"] = device
+    names = [o for o in observers if isinstance(o, str)]
+    objects = [o for o in observers if not isinstance(o, str)]
+    if names:
+        settings["observers"] = [*settings.get("observers", []), *names]
     if resume:
         if out is None:
             raise UserError("--resume needs --out, the run directory to continue")
@@ -47,7 +54,7 @@ def train(config: ConfigSource = None, /, *, out: str | Path | None = None,
         cfg = resolve_config(config, **settings)
         out = default_out(cfg) if out is None else out
     extra: list[Observer] = [CurveObserver()]  # first: the metrics writers record its columns
-    extra += list(observers)
+    extra += objects
     bar = None
     if progress:
         from latentgen.training.progress import TrainingProgress

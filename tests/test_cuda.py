@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latentgen.training.config import TrainConfig
 from latentgen.evaluation.run import Run as TrainedRun
+from latentgen.training.config import TrainConfig
 from tests.conftest import train_api as train
 
 pytestmark = [pytest.mark.gpu,

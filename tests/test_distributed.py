@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from latentgen.training.bank import LatentBank
-from latentgen.runtime.distributed import Shard
 from latentgen.data.order import EpochOrder
 from latentgen.model.priors import StandardNormal
-from latentgen.training.rundir import RunDir
 from latentgen.model.samplers import RowNoise, normal_like
+from latentgen.runtime.distributed import Shard
 from latentgen.runtime.seeding import derived_generator
+from latentgen.training.bank import LatentBank
+from latentgen.training.rundir import RunDir
 
 from .conftest import TINY_TRAIN, make_faces
 
@@ -307,8 +307,8 @@ def test_prepared_data_brings_its_modality_and_options(tmp_path, cli):
 
 
 def test_batchnorm_generators_need_cuda_to_run_on_several_processes():
-    from latentgen.runtime.distributed import sync_batchnorm
     from latentgen.errors import UserError
+    from latentgen.runtime.distributed import sync_batchnorm
 
     net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4))
     assert sync_batchnorm(net, Shard(0, 1), torch.device("cpu")) is net

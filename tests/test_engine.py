@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
-
 import tomllib
 
 import torch
 
-from latentgen.training.config import TrainConfig
 from latentgen.evaluation.run import Run as TrainedRun
-from tests.conftest import resume_api, train_api as train
+from latentgen.training.config import TrainConfig
+from tests.conftest import resume_api
+from tests.conftest import train_api as train
 
 
 def _config(data, **kw) -> TrainConfig:

@@ -9,14 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from latentgen.evaluation import baselines as evaluation
-from latentgen.evaluation.curves import final_regime
 from latentgen.data.examples import Examples
-from latentgen.evaluation.baselines import fit_pca, regime
 from latentgen.data.masks import BlockMasks, PixelMasks, parse_masks
+from latentgen.evaluation import baselines as evaluation
+from latentgen.evaluation.baselines import fit_pca, regime
+from latentgen.evaluation.curves import final_regime
+from latentgen.evaluation.work import latent_path
 from latentgen.model.observation import GaussianObservation
 from latentgen.plugins.registry import get_registry
-from latentgen.evaluation.work import latent_path
 
 from .conftest import TINY_TRAIN
 
@@ -247,7 +247,8 @@ def test_per_example_mask_files_measure_the_sets_they_fit(trained_run, tiny_data
     masks = np.ones((32, 16, 16), np.uint8)  # one per test example
     masks[:, 4:10, 4:10] = 0
     np.save(tmp_path / "m.npy", masks)
-    res = cli("evaluate", trained_run, "--test-data", tiny_data["test"], "--mask", tmp_path / "m.npy",
+    res = cli("evaluate", trained_run, "--test-data", tiny_data["test"], "--mask",
+              tmp_path / "m.npy",
               "--infer-steps", "5", "--json")
     assert res.code == 0, res
     result = json.loads(res.out)

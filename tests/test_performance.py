@@ -8,15 +8,15 @@ import json
 import pytest
 import torch
 
+from latentgen.model.observation import GaussianObservation
+from latentgen.model.priors import StandardNormal
+from latentgen.model.samplers import Langevin
+from latentgen.plugins.registry import get_registry
+from latentgen.runtime.seeding import derived_generator
 from latentgen.training.bank import LatentBank
 from latentgen.training.bench import count_flops, reference_iteration
 from latentgen.training.config import TrainConfig
 from latentgen.training.engine import ABPEngine
-from latentgen.model.observation import GaussianObservation
-from latentgen.plugins.registry import get_registry
-from latentgen.model.priors import StandardNormal
-from latentgen.model.samplers import Langevin
-from latentgen.runtime.seeding import derived_generator
 from tests.conftest import train_api as train
 
 

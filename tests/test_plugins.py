@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 
 import pytest
 
 from latentgen import hookimpl
-from latentgen.plugins import registry as plugins
 from latentgen.errors import UserError
+from latentgen.plugins import registry as plugins
 from latentgen.plugins.registry import get_registry
 
 from . import test_contract

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from latentgen import GradientDescent, Langevin, StandardNormal
-from latentgen.model.samplers import AdaptiveMAP
 from latentgen.model.observation import GaussianObservation
+from latentgen.model.samplers import AdaptiveMAP
 
 
 class Linear(nn.Module):

@@ -275,7 +275,8 @@ def test_report_plays_the_videos(video_run, clip_sets, cli, tmp_path):
     from tests.test_report import render_in_browser
 
     out = tmp_path / "report.html"
-    res = cli("report", video_run, "--test-data", clip_sets["test"], "--infer-steps", "10", "--out", out)
+    res = cli("report", video_run, "--test-data", clip_sets["test"], "--infer-steps", "10",
+              "--out", out)
     assert res.code == 0, res
     page = out.read_text()
     assert len(re.findall(r'<video [^>]*src="data:video/mp4;base64,', page)) >= 5

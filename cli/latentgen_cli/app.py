@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -16,8 +16,13 @@ from latentgen.errors import UserError
 from latentgen.evaluation.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
 from latentgen.version import __version__
 
-from .options import (given_modality_options, given_settings, modality_params,
-                      settings_params, with_params)
+from .options import (
+    given_modality_options,
+    given_settings,
+    modality_params,
+    settings_params,
+    with_params,
+)
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode="rich")
@@ -58,9 +63,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 def train(
     ctx: typer.Context,
-    out: Optional[Path] = typer.Option(None, help="Run directory (default: "
+    out: Path | None = typer.Option(None, help="Run directory (default: "
                                        "runs/MODALITY-TIME).", rich_help_panel="Data and run"),
-    config: Optional[Path] = typer.Option(None, help="TOML file of settings (the form of a "
+    config: Path | None = typer.Option(None, help="TOML file of settings (the form of a "
                                           "run's config.toml); options given here win.",
                                           rich_help_panel="Data and run"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly "
@@ -98,7 +103,7 @@ def synthesize(
     out: Path = typer.Option(..., help="Output folder (files plus grid)."),
     seed: int = typer.Option(0, help="Random seed for Z ~ prior."),
     batch_size: int = typer.Option(256, help="Examples generated per batch (memory stays flat)."),
-    fmt: Optional[str] = FormatOpt,
+    fmt: str | None = FormatOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Synthesis: draw Z from the prior and write f(Z): N files plus a grid."""
@@ -116,15 +121,15 @@ def synthesize(
 @app.command()
 def reconstruct(
     run: Path = RunArg,
-    data: Optional[str] = typer.Option(None, help="Examples to reconstruct (default: the run's "
+    data: str | None = typer.Option(None, help="Examples to reconstruct (default: the run's "
                                        "training data, with its banked latents)."),
     out: Path = typer.Option(..., help="Output folder."),
     n: int = typer.Option(32, "--n", help="Reconstruct the first N examples."),
     infer_steps: int = InferStepsOpt,
     sampler: str = SamplerOpt,
-    mask: Optional[str] = typer.Option(None, help="Occlude the examples and recover them: " +
+    mask: str | None = typer.Option(None, help="Occlude the examples and recover them: " +
                                        MASK_HELP + "."),
-    fmt: Optional[str] = FormatOpt,
+    fmt: str | None = FormatOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Reconstruction: infer Z for each example, write originals beside f(Z).
@@ -153,7 +158,7 @@ def reconstruct(
 @app.command()
 def interpolate(
     run: Path = RunArg,
-    data: Optional[str] = typer.Option(None, help="Examples whose latents are interpolated "
+    data: str | None = typer.Option(None, help="Examples whose latents are interpolated "
                                        "(default: the run's training data)."),
     out: Path = typer.Option(..., help="Output folder."),
     steps: int = typer.Option(8, help="n: intervals between the two latents (n + 1 outputs)."),
@@ -162,7 +167,7 @@ def interpolate(
     sampler: str = SamplerOpt,
     mode: str = typer.Option("linear", metavar="linear|spherical", help="linear (the seed's) "
                              "or spherical (slerp: the path keeps the norm of prior samples)."),
-    fmt: Optional[str] = FormatOpt,
+    fmt: str | None = FormatOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Interpolation: f((1 - t) Z1 + t Z2) between inferred latents, originals at both ends;
@@ -183,11 +188,11 @@ def interpolate(
 @app.command()
 def evaluate(
     run: Path = RunArg,
-    test_data: Optional[str] = TestOpt,
-    negative_data: Optional[str] = NegativeOpt,
+    test_data: str | None = TestOpt,
+    negative_data: str | None = NegativeOpt,
     infer_steps: int = InferStepsOpt,
     sampler: str = SamplerOpt,
-    mask: Optional[str] = typer.Option(None, help="Occlude every set and report the error on the "
+    mask: str | None = typer.Option(None, help="Occlude every set and report the error on the "
                                        "missing entries: " + MASK_HELP + "."),
     as_json: bool = JsonOpt,
     device: str = DeviceOpt,
@@ -212,13 +217,13 @@ def evaluate(
 @app.command()
 def report(
     run: Path = RunArg,
-    test_data: Optional[str] = typer.Option(None, "--test-data", help="Held-out data "
+    test_data: str | None = typer.Option(None, "--test-data", help="Held-out data "
                                             "(default: the run's --test-data, if any)."),
-    negative_data: Optional[str] = typer.Option(None, "--negative-data", help="Data of another "
+    negative_data: str | None = typer.Option(None, "--negative-data", help="Data of another "
                                                 "category (default: the run's "
                                                 "--negative-data, if any)."),
     infer_steps: int = InferStepsOpt,
-    out: Optional[Path] = typer.Option(None, help="HTML file to write (default: RUN/report.html)."),
+    out: Path | None = typer.Option(None, help="HTML file to write (default: RUN/report.html)."),
     device: str = DeviceOpt,
 ) -> None:
     """One self-contained HTML page: config, error curves, samples over epochs, synthesis,
@@ -235,7 +240,7 @@ def report(
 def prepare(
     ctx: typer.Context,
     modality: str = typer.Option("image", help="Data modality; `latentgen plugins` lists them."),
-    data: Optional[str] = typer.Option(None, help="Data to pack (folder or file, as `train "
+    data: str | None = typer.Option(None, help="Data to pack (folder or file, as `train "
                                        "--data` takes); omit for the embedded default."),
     out: Path = typer.Option(..., help="File to write; its description goes to FILE.json.",
                              show_default=False),
@@ -312,7 +317,7 @@ def build_command(light: bool = False) -> Any:
                                  + modopts),
         }
     for name, func in commands.items():
-        app.command(name)(func)
+        app.command(name)(func)  # type: ignore[type-var]
     app.registered_commands.insert(0, app.registered_commands.pop(-3))  # train first
     return typer.main.get_command(app)
 
@@ -332,12 +337,13 @@ def main(argv: list[str] | None = None) -> None:
         build_command(light=_light(args)).main(args=args, prog_name="latentgen")
     except UserError as exc:
         from rich.console import Console
+        from rich.markup import escape
 
         from latentgen.runtime.distributed import environment_world
 
         rank, world, _ = environment_world() if "WORLD_SIZE" in os.environ else (0, 1, 0)
         where = f" (rank {rank})" if world > 1 else ""
-        Console(stderr=True).print(f"[red]error{where}:[/] {exc}", highlight=False,
+        Console(stderr=True).print(f"[red]error{where}:[/] {escape(str(exc))}", highlight=False,
                                    soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from typing import Any, Callable, List, Optional
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -23,7 +24,7 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def _setting_param(s: Any, default: Any, help_default: str) -> inspect.Parameter:
-    kind: Any = List[str] if s.kind is list else s.kind
+    kind: Any = list[str] if s.kind is list else s.kind
     unit = f" [{s.unit}]" if s.unit else ""
     text = f"{s.help}{unit} (default: {help_default})"
     metavar = "|".join(s.choices) if s.choices else None
@@ -31,7 +32,7 @@ def _setting_param(s: Any, default: Any, help_default: str) -> inspect.Parameter
     info = typer.Option(default, *decls, help=text, rich_help_panel=s.panel,
                         show_default=False, metavar=metavar)
     return inspect.Parameter(SETTING + s.name, inspect.Parameter.KEYWORD_ONLY, default=info,
-                             annotation=Optional[kind])
+                             annotation=kind | None)
 
 
 def settings_params(names: list[str] | None = None, defaults: dict[str, Any] | None = None
@@ -79,7 +80,7 @@ def modality_params() -> list[inspect.Parameter]:
                             help=f"{f.metadata.get('help', '')} "
                                  f"(default {'; '.join(entry['names'])})")
         params.append(inspect.Parameter(MODOPT + f.name, inspect.Parameter.KEYWORD_ONLY,
-                                        default=info, annotation=Optional[base]))
+                                        default=info, annotation=base | None))
     return params
 
 

@@ -53,7 +53,9 @@ def plugins_table(console: Console, as_json: bool) -> None:
 
     reg = get_registry()
     if as_json:
-        print(json.dumps([asdict(p) for p in reg.plugins.values()]))
+        described = {name: m.description for name, m in reg.modalities.items()}
+        print(json.dumps([{**asdict(p), "descriptions": {m: described[m] for m in p.modalities}}
+                          for p in reg.plugins.values()]))
         return
     table = Table(title="latentgen plugins")
     for col in ("plugin", "version", "modalities", "priors", "samplers", "observers",
@@ -64,6 +66,9 @@ def plugins_table(console: Console, as_json: bool) -> None:
         table.add_row(p.name, p.version, ", ".join(p.modalities), ", ".join(p.priors),
                       ", ".join(p.samplers), ", ".join(p.observers), status)
     console.print(table)
+    for name, modality in sorted(reg.modalities.items()):
+        console.print(f"[bold]{name}[/]: {modality.description or '(no description)'}",
+                      highlight=False, soft_wrap=True)
     for p in reg.plugins.values():
         if p.error:  # in full, below the table, where nothing truncates it
             console.print(f"[red]{p.name}[/]: {p.error} (skipped)", highlight=False,

@@ -25,4 +25,12 @@ __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 if TYPE_CHECKING:
     from latentgen.data.clips import cut_clips
     from latentgen.data.examples import Examples, allocate
-    from latentgen.data.pixels import check_picture_size, decode_uint8, doubling_plan, encode_uint8, pictures_from_array, picture_size_plan, read_array
+    from latentgen.data.pixels import (
+        check_picture_size,
+        decode_uint8,
+        doubling_plan,
+        encode_uint8,
+        picture_size_plan,
+        pictures_from_array,
+        read_array,
+    )

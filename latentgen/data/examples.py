@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,6 +63,6 @@ class Examples:
         batch = self.storage[index.cpu()]
         return self.decode(batch.to(device, non_blocking=True))
 
-    def subset(self, index: Tensor) -> "Examples":
+    def subset(self, index: Tensor) -> Examples:
         names = [self.names[i] for i in index.tolist()] if self.names else None
         return Examples(self.storage[index], self.decode, self.source, names)

@@ -4,15 +4,15 @@ that reading the next batches overlaps with computing on this one."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from latentgen.data.examples import Examples
-from latentgen.runtime.distributed import Shard
 from latentgen.data.order import EpochOrder
+from latentgen.runtime.distributed import Shard
 
 
 class EpochPlan:

@@ -31,7 +31,6 @@ from latentgen.errors import UserError
 from latentgen.runtime.seeding import derived_generator
 
 
-
 class Masks:
     """Observed-entry masks for examples, looked up by dataset index."""
 
@@ -61,10 +60,11 @@ class BlockMasks(Masks):
         out = torch.ones((len(index), 1, *self.spatial))
         for row, i in enumerate(index.tolist()):
             g = derived_generator(self.seed, "mask-block", i)
-            where = tuple(slice(s, s + self.k) for s in
+            where: tuple[slice, ...] = tuple(slice(s, s + self.k) for s in
                           (int(torch.randint(0, n - self.k + 1, (1,), generator=g))
                            for n in self.spatial))
-            out[(row, 0, *where)] = 0.0
+            hole: tuple[int | slice, ...] = (row, 0, *where)
+            out[hole] = 0.0
         return out.to(device)
 
 

@@ -19,16 +19,17 @@ import importlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from latentgen.data.examples import Examples, allocating_with
-from latentgen.errors import UserError
 from latentgen.data.rowfile import RowFile
+from latentgen.errors import UserError
 from latentgen.runtime.files import atomic_write
 
 FORMAT = "latentgen-prepared"

@@ -118,7 +118,7 @@ class RowFile:
             self._transfer(row, flat[pos:pos + count], write=True)
 
     def _transfer(self, first: int, rows: np.ndarray, write: bool) -> None:
-        view = memoryview(rows).cast("B")
+        view = rows.data.cast("B")  # rows are C-contiguous: a flat byte view
         offset, done = self.offset + first * self.row_bytes, 0
         while done < len(view):
             if write:

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from latentgen.data.examples import Examples
+from latentgen.data.masks import Masks
 from latentgen.evaluation.baselines import REGIME_RULE, fit_pca, regime
 from latentgen.evaluation.inference import infer_latents, per_example_mse, training_latents
-from latentgen.data.masks import Masks
 from latentgen.evaluation.plot import line_chart, write_chart
 from latentgen.training.observers import EpochEvent, Observer, StartEvent
 
@@ -104,7 +104,7 @@ def final_regime(rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]] | N
     for r in reversed(rows):
         vals = {k: r.get(c) for k, c in CURVE_COLUMNS.items()}
         if all(v not in (None, "") for v in vals.values()):
-            errs = {k: float(v) for k, v in vals.items()}  # type: ignore[arg-type]
+            errs = {k: float(v) for k, v in vals.items() if v is not None}
             return regime(errs["train"], errs["test"], errs["negative"]), errs
     return None
 

@@ -5,7 +5,8 @@ at the prior's mode (zero) and run ``steps`` updates of the chosen sampler. The 
 ``DEFAULT_STEPS`` steps of the ``map`` sampler (gradient descent whose step tunes itself per
 example, starting from the run's step size), finds the MAP latent: the reconstruction that
 error figures are about. Plain fixed-step descent (``gd``) at the training step size was
-measured to oscillate: on 24x24 digits it left the held-out error 35 % above the converged one. Langevin may be chosen instead (a posterior sample).
+measured to oscillate: on 24x24 digits it left the held-out error 35 % above the converged
+one. Langevin may be chosen instead (a posterior sample).
 With masks, only the observed entries of each example pull on its latent.
 """
 
@@ -16,8 +17,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from latentgen.data.examples import Examples
-from latentgen.evaluation.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, REFINE_STEPS
 from latentgen.data.masks import Masks
+from latentgen.evaluation.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, REFINE_STEPS
 from latentgen.runtime.seeding import derived_generator
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 
 
-def infer_latents(model: "Model", device: torch.device, data: Examples,
+def infer_latents(model: Model, device: torch.device, data: Examples,
                   steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                   step_size: float | None = None, batch_size: int = 256, seed: int = 0,
                   masks: Masks | None = None, start: torch.Tensor | None = None
@@ -48,7 +49,7 @@ def infer_latents(model: "Model", device: torch.device, data: Examples,
     return torch.cat(out)
 
 
-def training_latents(model: "Model", device: torch.device, data: Examples,
+def training_latents(model: Model, device: torch.device, data: Examples,
                      banked: torch.Tensor, masks: Masks | None = None) -> torch.Tensor:
     """MAP latents of training examples, refined from their banked Langevin samples, so that
     training error is measured the way held-out error is (at the posterior mode)."""
@@ -57,7 +58,7 @@ def training_latents(model: "Model", device: torch.device, data: Examples,
 
 
 @torch.no_grad()
-def per_example_mse(model: "Model", device: torch.device, data: Examples, z: torch.Tensor,
+def per_example_mse(model: Model, device: torch.device, data: Examples, z: torch.Tensor,
                     batch_size: int = 256, masks: Masks | None = None,
                     where: str = "all") -> torch.Tensor:
     """Mean squared error per element of each example, on the modality's metric scale.
@@ -74,7 +75,7 @@ def per_example_mse(model: "Model", device: torch.device, data: Examples, z: tor
     return torch.cat(errs) * model.modality.metric_scale
 
 
-def _output(model: "Model", z: torch.Tensor) -> torch.Tensor:
+def _output(model: Model, z: torch.Tensor) -> torch.Tensor:
     """f(z) clipped to the modality's data range."""
     lo, hi = model.modality.data_range
     return model.generator(z).clamp(lo, hi)
@@ -93,7 +94,7 @@ def _masked_mean(sq: torch.Tensor, index: torch.Tensor, device: torch.device,
 
 
 @torch.no_grad()
-def per_example_extras(model: "Model", device: torch.device, data: Examples, z: torch.Tensor,
+def per_example_extras(model: Model, device: torch.device, data: Examples, z: torch.Tensor,
                        batch_size: int = 256) -> dict[str, torch.Tensor]:
     """The modality's own error measures (``Modality.extra_metrics``) per example."""
     parts: dict[str, list[torch.Tensor]] = {}

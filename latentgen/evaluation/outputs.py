@@ -6,8 +6,9 @@ failed before anything is written; the modality's writers make the files (PNG, W
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -25,7 +26,7 @@ def output_folder(out: str | Path) -> Path:
     return out
 
 
-def write_synthesis(trained: "Run", n: int, out: str | Path, seed: int = 0,
+def write_synthesis(trained: Run, n: int, out: str | Path, seed: int = 0,
                     batch_size: int = 256,
                     on_progress: Callable[[int, int], None] | None = None,
                     fmt: str | None = None) -> list[Path]:
@@ -57,7 +58,7 @@ def write_synthesis(trained: "Run", n: int, out: str | Path, seed: int = 0,
     return written
 
 
-def write_reconstruction(trained: "Run", rec: Reconstruction, out: str | Path,
+def write_reconstruction(trained: Run, rec: Reconstruction, out: str | Path,
                          fmt: str | None = None) -> list[Path]:
     """Originals beside reconstructions (or original / occluded / recovered when masked), one
     file each, and a grid of the tuples."""
@@ -79,7 +80,7 @@ def write_reconstruction(trained: "Run", rec: Reconstruction, out: str | Path,
     return files
 
 
-def write_interpolation(trained: "Run", table: torch.Tensor, out: str | Path,
+def write_interpolation(trained: Run, table: torch.Tensor, out: str | Path,
                         fmt: str | None = None) -> list[Path]:
     """Each pair's row (original, path, original) as files, and the rows as one grid."""
     out = output_folder(out)

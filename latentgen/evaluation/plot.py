@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -17,7 +17,7 @@ COLORS = {"train": (31, 119, 180), "test": (44, 160, 44), "negative": (214, 39, 
 FALLBACK = [(148, 103, 189), (140, 86, 75), (127, 127, 127)]
 
 
-def line_chart(series: dict[str, Sequence[tuple[float, float]]], *, title: str, xlabel: str,
+def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str, xlabel: str,
                ylabel: str, hlines: dict[str, float] | None = None,
                size: tuple[int, int] = (720, 440)) -> bytes:
     """PNG bytes of ``series`` (name -> [(x, y), ...]) with optional dashed reference lines."""

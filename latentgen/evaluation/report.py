@@ -12,15 +12,16 @@ from __future__ import annotations
 import base64
 import html
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from latentgen.version import __version__
-from latentgen.evaluation.curves import curves_png
 from latentgen.errors import UserError
+from latentgen.evaluation.curves import curves_png
 from latentgen.evaluation.inference import DEFAULT_STEPS
 from latentgen.evaluation.run import Run
 from latentgen.runtime.files import atomic_write
+from latentgen.version import __version__
 
 MEDIA = {".png": ("img", "image/png"), ".gif": ("img", "image/gif"),
          ".jpg": ("img", "image/jpeg"), ".wav": ("audio", "audio/wav"),

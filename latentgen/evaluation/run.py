@@ -11,8 +11,9 @@ the ``save_*`` methods write what they computed as files a person opens.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -39,7 +40,7 @@ class Run:
         self.epoch, self.device = epoch, device
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "Run":
+    def load(cls, path: str | Path, device: str = "auto") -> Run:
         run = RunDir(path)
         dev = resolve_device(device)
         state = run.load_checkpoint()

@@ -8,9 +8,10 @@ files. Data may be a path (what ``--data`` takes), a tensor of model-space examp
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Union
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset
@@ -18,11 +19,15 @@ from torch.utils.data import Dataset
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks, parse_masks
 from latentgen.errors import UserError
-from latentgen.evaluation.baselines import (REGIME_RULE, fit_pca, mean_fill_mse, pca_extras,
-                                            regime)
-from latentgen.evaluation.inference import (DEFAULT_SAMPLER, DEFAULT_STEPS, infer_latents,
-                                            per_example_extras, per_example_mse,
-                                            training_latents)
+from latentgen.evaluation.baselines import REGIME_RULE, fit_pca, mean_fill_mse, pca_extras, regime
+from latentgen.evaluation.inference import (
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    infer_latents,
+    per_example_extras,
+    per_example_mse,
+    training_latents,
+)
 from latentgen.model.nets import generate
 from latentgen.runtime.seeding import derived_generator
 
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
     from latentgen.evaluation.run import Run
 
 #: what the verbs take as data
-Source = Union[str, Path, torch.Tensor, Dataset, None]
+Source = str | Path | torch.Tensor | Dataset | None
 INTERPOLATION_MODES = ("linear", "spherical")
 
 
@@ -39,7 +44,7 @@ def _model_space(batch: torch.Tensor) -> torch.Tensor:
     return batch.float()
 
 
-def open_source(trained: "Run", source: Source, what: str
+def open_source(trained: Run, source: Source, what: str
                 ) -> tuple[Examples, torch.Tensor | None]:
     """Examples from ``source``, with the banked latents when it is None (the training data)."""
     if source is None:
@@ -66,7 +71,7 @@ def open_source(trained: "Run", source: Source, what: str
     return Examples(x.float(), _model_space, f"<{type(source).__name__}>"), None
 
 
-def _masks(trained: "Run", spec: str, n_examples: int, what: str) -> Masks:
+def _masks(trained: Run, spec: str, n_examples: int, what: str) -> Masks:
     # the run's seed: a training example gets the same holes it had in `train --mask`
     masks = parse_masks(spec, trained.model.modality, trained.model.options,
                         tuple(trained.model.generator.data_shape),
@@ -75,7 +80,7 @@ def _masks(trained: "Run", spec: str, n_examples: int, what: str) -> Masks:
     return masks
 
 
-def synthesis_batches(trained: "Run", n: int, seed: int = 0, batch_size: int = 256
+def synthesis_batches(trained: Run, n: int, seed: int = 0, batch_size: int = 256
                       ) -> Iterator[torch.Tensor]:
     """Z ~ prior, f(Z), in batches of ``batch_size`` (on the CPU): memory stays flat for any n."""
     if n < 1 or batch_size < 1:
@@ -108,7 +113,7 @@ class Reconstruction:
         return out
 
 
-def reconstruct(trained: "Run", source: Source = None, n: int | None = None,
+def reconstruct(trained: Run, source: Source = None, n: int | None = None,
                 steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                 mask: str | None = None) -> Reconstruction:
     """f(Z) for inferred Z of the first ``n`` examples (all when None); for training data Z is
@@ -141,7 +146,7 @@ def reconstruct(trained: "Run", source: Source = None, n: int | None = None,
         recovery_mse=per_example_mse(model, dev, data, z, masks=masks, where="missing").cpu())
 
 
-def interpolation_table(trained: "Run", source: Source = None, steps: int = 8, pairs: int = 4,
+def interpolation_table(trained: Run, source: Source = None, steps: int = 8, pairs: int = 4,
                         infer_steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                         mode: str = "linear") -> torch.Tensor:
     """Seed §4.2: f((1 - t) Z_a + t Z_b) for t = 0, 1/n, ..., 1 between consecutive examples
@@ -169,7 +174,7 @@ def interpolation_table(trained: "Run", source: Source = None, steps: int = 8, p
     return torch.cat([y[0::2].unsqueeze(1), x, y[1::2].unsqueeze(1)], dim=1)
 
 
-def path_outputs(trained: "Run", za: torch.Tensor, zb: torch.Tensor, steps: int,
+def path_outputs(trained: Run, za: torch.Tensor, zb: torch.Tensor, steps: int,
                  mode: str = "linear") -> torch.Tensor:
     """f along the latent path from each ``za`` to its ``zb``: (pairs, steps + 1, *data)."""
     path = latent_path(za, zb, steps, mode)  # (pairs, steps+1, *latent)
@@ -197,7 +202,7 @@ def latent_path(za: torch.Tensor, zb: torch.Tensor, steps: int, mode: str = "lin
     return wa * a + wb * b
 
 
-def evaluate(trained: "Run", sets: dict[str, Source], steps: int = DEFAULT_STEPS,
+def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
              sampler: str = DEFAULT_SAMPLER, mask: str | None = None) -> dict[str, Any]:
     """Per-element reconstruction MSE of each named set, beside PCA's at the same d.
 

@@ -8,7 +8,7 @@ Modality plugins only choose the numbers.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +19,9 @@ _CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 
 
 def _tuple(v: int | Sequence[int], dims: int) -> tuple[int, ...]:
-    return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * dims
+    if isinstance(v, int):
+        return (v,) * dims
+    return tuple(v)
 
 
 class UpsamplingGenerator(Generator):
@@ -62,7 +64,8 @@ class UpsamplingGenerator(Generator):
         layers: list[nn.Module] = []
         if latent_field is None:
             # (d, 1, ..., 1) -> (w0, *base): a dense layer written as a transposed convolution.
-            layers.append(conv_t(latent_dim, widths[0], kernel_size=base_t, bias=True))
+            layers.append(conv_t(latent_dim, widths[0], kernel_size=base_t,  # type: ignore[arg-type]
+                                 bias=True))
             size = base_t
             self.latent_shape = (latent_dim,)
         else:
@@ -79,7 +82,9 @@ class UpsamplingGenerator(Generator):
             k = tuple(2 * v if v > 1 else 3 for v in s)
             p = tuple(v // 2 if v > 1 else 1 for v in s)
             layers.append(nn.LeakyReLU(slope, inplace=True))
-            layers.append(conv_t(in_ch, out_ch, kernel_size=k, stride=s, padding=p))
+            # the stubs type one ConvTransposeNd; the per-axis tuples are what Nd takes
+            up = conv_t(in_ch, out_ch, kernel_size=k, stride=s, padding=p)  # type: ignore[arg-type]
+            layers.append(up)
             size = tuple(a * b for a, b in zip(size, s))
             in_ch = out_ch
         layers.append(nn.Tanh())
@@ -117,7 +122,8 @@ class UpsamplingGenerator(Generator):
             # images first instead of having to unlearn random high-frequency texture.
             gain = nn.init.calculate_gain("leaky_relu", slope) if i < len(convs) - 1 else 0.1
             nn.init.normal_(conv.weight, 0.0, gain / fan_in ** 0.5)
-            nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
 
     def forward(self, z: Tensor) -> Tensor:
         if self.vector_latent:
@@ -134,10 +140,6 @@ def halving_widths(last: int, layers: int, cap: int = 1024) -> list[int]:
     """DCGAN-style channel widths: ``last`` channels before the output layer, doubling towards
     the latent (capped), one entry per upsampling layer."""
     return [min(last * 2 ** (layers - 1 - i), cap) for i in range(layers)]
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 @torch.no_grad()

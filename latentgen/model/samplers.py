@@ -11,8 +11,8 @@ Every step is batched: one forward and one backward pass for the whole batch.
 from __future__ import annotations
 
 from abc import ABC
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Union
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +37,7 @@ class RowNoise:
 
 
 #: where samplers draw noise from: a torch generator, or rows of a larger batch's draws
-NoiseSource = Union[torch.Generator, RowNoise, None]
+NoiseSource = torch.Generator | RowNoise | None
 
 
 def normal_like(z: Tensor, rng: NoiseSource) -> Tensor:
@@ -90,6 +90,7 @@ class Sampler(ABC):
                 # backward(inputs=...) rather than autograd.grad: same result, and it works
                 # under torch.utils.flop_counter, which the benchmark uses.
                 energy.backward(inputs=[z])
+                assert z.grad is not None
                 with torch.no_grad():
                     step = prior.grad_log_prob(z).sub_(z.grad)
                     z.add_(step, alpha=half_sq)

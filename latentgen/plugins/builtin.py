@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from latentgen.plugins.hookspecs import hookimpl
 from latentgen.model.priors import StandardNormal
 from latentgen.model.samplers import AdaptiveMAP, GradientDescent, Langevin
+from latentgen.plugins.hookspecs import hookimpl
 
 
 @hookimpl

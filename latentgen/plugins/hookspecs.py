@@ -6,7 +6,7 @@ names and clashes and attribute each registration to the plugin that made it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 

@@ -25,8 +25,8 @@ class Modality(ABC):
     """
 
     name: ClassVar[str]
+    #: one line on what the modality is, shown by `latentgen plugins`
     description: ClassVar[str] = ""
-    version: ClassVar[str] = "0"
     #: dataclass holding this modality's options (each field made with ``option(...)``)
     Options: ClassVar[type]
     #: range of model-space data, e.g. (-1, 1) for a tanh output
@@ -52,8 +52,9 @@ class Modality(ABC):
         unknown = sorted(set(values) - set(fields))
         if unknown:
             flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+            known = ", ".join(option_flag(f) for f in fields.values())
             raise UserError(f"option {flags} does not apply to modality '{self.name}'; "
-                            f"its options are: {', '.join(option_flag(f) for f in fields.values())}")
+                            f"its options are: {known}")
         for key, value in values.items():
             if not value_fits(fields[key], value):
                 raise UserError(f"option {option_flag(fields[key])} must be "
@@ -123,7 +124,7 @@ class Modality(ABC):
         ``formats`` (so plugins with a single format need not accept it)."""
         self.check_format(fmt)
         if self.formats:
-            return self.write_examples(x, out_dir, prefix, opts, start=start,
+            return self.write_examples(x, out_dir, prefix, opts, start=start,  # type: ignore[call-arg]
                                        fmt=(fmt or self.formats[0]).lower())
         return self.write_examples(x, out_dir, prefix, opts, start=start)
 
@@ -132,7 +133,9 @@ class Modality(ABC):
         """What the core calls: ``write_grid``, with ``fmt`` as in ``save_examples``."""
         self.check_format(fmt)
         if self.formats:
-            return self.write_grid(table, path, opts, fmt=(fmt or self.formats[0]).lower())
+            # a modality that declares formats takes fmt= (the base signature leaves it out)
+            return self.write_grid(table, path, opts,  # type: ignore[call-arg]
+                                   fmt=(fmt or self.formats[0]).lower())
         return self.write_grid(table, path, opts)
 
     @abstractmethod

@@ -16,7 +16,7 @@ def option_flag(field: dataclasses.Field) -> str:
     return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
 
 
-_SCALARS = {"int": int, "float": (int, float), "str": str, "bool": bool}
+_SCALARS: dict[str, Any] = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 
 def value_fits(field: dataclasses.Field, value: Any) -> bool:

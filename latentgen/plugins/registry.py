@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
-from latentgen.plugins import hookspecs
 from latentgen.errors import UserError
+from latentgen.plugins import hookspecs
 from latentgen.plugins.modality import Modality
 
 ENV_VAR = "LATENTGEN_PLUGINS"

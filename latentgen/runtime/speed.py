@@ -20,7 +20,8 @@ so everything here targets the generator's forward and backward passes:
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager, Literal, get_args
+from contextlib import AbstractContextManager
+from typing import Any, Literal, cast, get_args
 
 import torch
 from torch import nn
@@ -34,8 +35,9 @@ DATA_ON_DEVICE_SHARE = 0.25
 
 def memory_format_of(generator: nn.Module) -> torch.memory_format | None:
     """channels-last for 2D and 3D generators (declared by ``dims``), None otherwise."""
-    dims = getattr(generator, "dims", None)
-    return {2: torch.channels_last, 3: torch.channels_last_3d}.get(dims)
+    formats: dict[Any, torch.memory_format] = {2: torch.channels_last,
+                                               3: torch.channels_last_3d}
+    return formats.get(getattr(generator, "dims", None))
 
 
 def prepare_generator(generator: nn.Module) -> nn.Module:
@@ -46,7 +48,7 @@ def prepare_generator(generator: nn.Module) -> nn.Module:
     return generator
 
 
-def autocast(device: torch.device, precision: str) -> ContextManager[Any]:
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
     """The context the generator's passes run in for ``precision``."""
     if precision == "fp32":
         return contextlib.nullcontext()
@@ -57,9 +59,9 @@ def compiled(generator: nn.Module, device: torch.device, static: bool = True) ->
     """``torch.compile(generator)``; with ``static`` shapes (one process: every batch but the
     last has the same size) CUDA graphs on CUDA, else compiled for dynamic batch sizes."""
     if not static:
-        return torch.compile(generator, dynamic=True)
+        return cast(nn.Module, torch.compile(generator, dynamic=True))
     mode = "reduce-overhead" if device.type == "cuda" else None
-    return torch.compile(generator, mode=mode, dynamic=False)
+    return cast(nn.Module, torch.compile(generator, mode=mode, dynamic=False))
 
 
 def place_storage(storage: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from latentgen.training.config import TrainConfig
 from latentgen.data.examples import Examples
-from latentgen.errors import UserError
-from latentgen.runtime.devices import resolve_device
-from latentgen.model.generator import Generator
-from latentgen.plugins.modality import Modality
-from latentgen.model.observation import GaussianObservation
-from latentgen.plugins.registry import get_registry, owner_of
 from latentgen.data.prepared import is_prepared, open_prepared, prepared_options
+from latentgen.errors import UserError
+from latentgen.model.generator import Generator
+from latentgen.model.observation import GaussianObservation
 from latentgen.model.priors import Prior
 from latentgen.model.samplers import Sampler
+from latentgen.plugins.modality import Modality
+from latentgen.plugins.registry import get_registry, owner_of
+from latentgen.training.config import TrainConfig
 
 
 @dataclass
@@ -35,7 +31,7 @@ class Model:
     observation: GaussianObservation
 
     @classmethod
-    def from_config(cls, config: TrainConfig) -> "Model":
+    def from_config(cls, config: TrainConfig) -> Model:
         config.validate()
         reg = get_registry()
         modality = reg.modality(config.modality)

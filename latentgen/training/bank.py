@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from latentgen.runtime.distributed import Shard
-from latentgen.model.priors import Prior
 from latentgen.data.rowfile import RowFile
+from latentgen.model.priors import Prior
+from latentgen.runtime.distributed import Shard
 from latentgen.runtime.seeding import derived_generator
 
 #: rows gathered or copied at a time (bounds the memory those steps take)
@@ -48,7 +48,7 @@ class LatentBank:
 
     @classmethod
     def from_prior(cls, prior: Prior, n: int, seed: int, device: torch.device | str = "cpu",
-                   shard: Shard = Shard(), disk_path: Path | None = None) -> "LatentBank":
+                   shard: Shard = Shard(), disk_path: Path | None = None) -> LatentBank:
         """Chains start at prior draws that depend only on the seed: rows are drawn DRAW_CHUNK
         at a time, each chunk from its own generator, so neither the device nor the number of
         processes changes them. One process in memory draws straight into the bank; otherwise
@@ -70,7 +70,7 @@ class LatentBank:
 
     @classmethod
     def empty(cls, latent_shape: tuple[int, ...], n: int, device: torch.device | str = "cpu",
-              shard: Shard = Shard(), disk_path: Path | None = None) -> "LatentBank":
+              shard: Shard = Shard(), disk_path: Path | None = None) -> LatentBank:
         shape = (shard.size(n), *latent_shape)
         if disk_path is None and torch.device(device).type == "cpu":
             return cls(_host_rows(shape), n, shard)
@@ -109,7 +109,7 @@ class LatentBank:
             self.latents.flush()
 
     # -- whole bank ------------------------------------------------------------------------
-    def gather(self, sink: Callable[[int, Tensor], None] | None) -> None:
+    def gather(self, sink: Callable[[int, Tensor], object] | None) -> None:
         """Hand the full bank, in order, to rank 0's ``sink(first_index, rows)`` in blocks of
         about CHUNK rows (CPU float32); every rank must call this (others pass None)."""
         if self.shard.world == 1:
@@ -166,15 +166,6 @@ class LatentBank:
         if dist.is_initialized() and dist.get_backend() == "nccl":
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cpu")
-
-    # kept for callers of the one-process API
-    def state(self) -> Tensor:
-        full = self.full()
-        assert full is not None, "state() of a shard: use gather() on every rank"
-        return full
-
-    def load(self, latents: Tensor) -> None:
-        self.load_full(latents)
 
 
 def _page_out(t: Tensor) -> None:

@@ -24,22 +24,23 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from latentgen.training.bank import LatentBank
-from latentgen.training.engine import ABPEngine
 from latentgen.errors import UserError
-from latentgen.training.assembly import resolve_device
 from latentgen.model.observation import GaussianObservation
-from latentgen.runtime.speed import autocast, compile_errors
-from latentgen.plugins.registry import get_registry
 from latentgen.model.priors import StandardNormal
 from latentgen.model.samplers import Langevin
+from latentgen.plugins.registry import get_registry
+from latentgen.runtime.devices import resolve_device
 from latentgen.runtime.seeding import derived_generator
+from latentgen.runtime.speed import autocast, compile_errors
+from latentgen.training.bank import LatentBank
+from latentgen.training.engine import ABPEngine
 
 MIN_SECONDS = 0.3  # each timed round runs for at least this long
 
@@ -152,7 +153,7 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
     dev = resolve_device(device)
     mod = get_registry().modality(modality)
     opts = mod.make_options(options or {})
-    if hasattr(opts, "image_size") and not getattr(opts, "image_size"):
+    if hasattr(opts, "image_size") and not opts.image_size:
         opts = mod.resolve_options(opts, None)
     torch.manual_seed(seed)
     base = mod.build_generator(latent_dim, opts)

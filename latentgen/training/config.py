@@ -141,7 +141,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """A config of ``values`` (all given), each checked against its declaration."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
@@ -174,7 +174,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist; give the path of a TOML file") from None
+        raise UserError(f"config file {path} does not exist; give the path of a TOML "
+                        "file") from None
     except OSError as exc:
         raise UserError(f"cannot read config file {path} ({exc.strerror}); give a TOML "
                         "file") from None

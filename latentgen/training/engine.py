@@ -16,23 +16,24 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from latentgen.training.bank import LatentBank
 from latentgen.data.examples import Examples
-from latentgen.runtime.distributed import Shard, all_reduce_sum, data_parallel, sync_batchnorm
 from latentgen.data.loader import EpochPlan, stored_batches, to_device
 from latentgen.data.masks import Masks
-from latentgen.model.observation import GaussianObservation
 from latentgen.data.order import EpochOrder
-from latentgen.runtime.speed import autocast, compiled, prepare_generator
+from latentgen.model.observation import GaussianObservation
 from latentgen.model.priors import Prior
 from latentgen.model.samplers import NoiseSource, RowNoise, Sampler
+from latentgen.runtime.distributed import Shard, all_reduce_sum, data_parallel, sync_batchnorm
 from latentgen.runtime.seeding import derived_generator
+from latentgen.runtime.speed import autocast, compiled, prepare_generator
+from latentgen.training.bank import LatentBank
 
 
 @dataclass
@@ -63,7 +64,7 @@ class EpochProgress:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "EpochProgress":
+    def from_dict(cls, values: dict[str, Any]) -> EpochProgress:
         return cls(**values)
 
 
@@ -174,8 +175,8 @@ class ABPEngine:
                                 (sq * mask).sum() if mask is not None else sq.sum(),
                                 (mask.expand_as(sq).sum() if mask is not None
                                  else torch.tensor(float(sq.numel()), device=sq.device))])
-            sums = all_reduce_sum(sums.double(), self.shard).tolist()
-        return sums[0] / size, sums[1] / sums[2]
+            totals = all_reduce_sum(sums.double(), self.shard).tolist()
+        return totals[0] / size, totals[1] / totals[2]
 
     @torch.no_grad()
     def _take_shadow_gradients(self) -> None:
@@ -211,7 +212,7 @@ class ABPEngine:
             if on_batch is not None:
                 on_batch(BatchStats(b + 1, len(plan), size, loss, mse))
         if hasattr(stored, "close"):
-            stored.close()  # type: ignore[union-attr]  # stop loader workers early
+            stored.close()  # stop loader workers early
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         progress.seconds += time.perf_counter() - start

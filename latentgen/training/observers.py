@@ -28,16 +28,16 @@ from typing import TYPE_CHECKING, Any
 from latentgen.errors import UserError
 
 if TYPE_CHECKING:
+    import torch
+
     from latentgen.training.config import TrainConfig
     from latentgen.training.engine import BatchStats
     from latentgen.training.trainer import Trainer
 
-    import torch
-
 
 @dataclass
 class StartEvent:
-    trainer: "Trainer"
+    trainer: Trainer
     n_examples: int
     start_epoch: int
     batches_per_epoch: int
@@ -51,7 +51,7 @@ class BatchEvent:
     #: the global iteration count after this batch
     step: int
     #: this batch's statistics; ``mse`` on the modality's metric scale
-    stats: "BatchStats"
+    stats: BatchStats
 
 
 @dataclass
@@ -61,7 +61,7 @@ class EpochEvent:
     #: the whole metrics table; ``rows[-1]`` is this epoch's (observers may add to it)
     rows: list[dict[str, Any]]
     #: the full latent bank as it stands after this epoch
-    latents: "torch.Tensor"
+    latents: torch.Tensor
 
     @property
     def row(self) -> dict[str, Any]:
@@ -193,7 +193,7 @@ class TensorBoard(Observer):
             self.writer = None
 
 
-def tensorboard_observer(run_dir: Path, config: "TrainConfig") -> Observer:
+def tensorboard_observer(run_dir: Path, config: TrainConfig) -> Observer:
     return TensorBoard(run_dir / "tensorboard")
 
 
@@ -201,7 +201,7 @@ def tensorboard_observer(run_dir: Path, config: "TrainConfig") -> Observer:
 BUILTIN = {"tensorboard": tensorboard_observer}
 
 
-def named_observers(names: list[str], run_dir: Path, config: "TrainConfig") -> list[Observer]:
+def named_observers(names: list[str], run_dir: Path, config: TrainConfig) -> list[Observer]:
     """The observers the ``observers`` setting names, made by their registered factories
     (``factory(run_dir, config) -> Observer``); an unknown name is a UserError."""
     from latentgen.plugins.registry import get_registry

@@ -7,8 +7,14 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from latentgen.training.observers import BatchEvent, EpochEvent, Observer, StartEvent
 
@@ -26,7 +32,7 @@ class TrainingProgress(Observer):
         self._t0 = 0.0
         self._seen = 0
 
-    def __enter__(self) -> "TrainingProgress":
+    def __enter__(self) -> TrainingProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -81,7 +87,7 @@ class BatchProgress:
         self.total = total
         self.task: Any = None
 
-    def __enter__(self) -> "BatchProgress":
+    def __enter__(self) -> BatchProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -101,7 +101,9 @@ def resume_config(out: str | Path, config: ConfigSource = None, **changes: Any) 
     """The stored config of the run in ``out``, with the ``RESUMABLE`` settings in
     ``changes`` (those not None) applied. Anything else is refused: a resumed run continues
     what it learns as it was configured."""
+    options = dict(changes.pop("modality_options", None) or {})
     changed = sorted(k for k, v in changes.items() if k not in RESUMABLE and v is not None)
+    changed += sorted(options)
     if changed or config is not None:
         flags = ", ".join(SETTINGS[k].flag if k in SETTINGS else "--" + k.replace("_", "-")
                           for k in changed) or "--config"

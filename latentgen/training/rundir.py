@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from latentgen.training.config import TrainConfig, read_toml
 from latentgen.errors import UserError
 from latentgen.runtime.files import atomic_write, link_or_copy
+from latentgen.training.config import TrainConfig, read_toml
 
 CHECKPOINT_FORMAT = 1
 
@@ -74,7 +75,7 @@ class RunDir:
                 old.unlink(missing_ok=True)
 
     def write_latents_file(self, step: int, shape: tuple[int, ...],
-                           fill: Callable[[Callable[[int, torch.Tensor], None] | None], None],
+                           fill: Callable[[Callable[[int, torch.Tensor], object] | None], None],
                            main: bool) -> str:
         """Write a full bank as ``checkpoints/last.latents-STEP.npy`` through a temporary file:
         ``fill(sink)`` hands rows over in order (``LatentBank.gather``; ranks other than the

@@ -109,7 +109,8 @@ def schema(cls: type) -> dict[str, Setting]:
         if "panel" not in f.metadata:
             continue
         kind, optional, choices = _kind(hints[f.name])
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                   else f.default)
         out[f.name] = Setting(name=f.name, kind=kind, optional=optional, default=default,
                               choices=choices, **dict(f.metadata))
     return out

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -27,9 +28,18 @@ from latentgen.training.assembly import Model
 from latentgen.training.bank import LatentBank
 from latentgen.training.config import TrainConfig
 from latentgen.training.engine import ABPEngine, BatchStats, EpochProgress, EpochStats
-from latentgen.training.observers import (BatchEvent, CheckpointEvent, CSVMetrics, EndEvent,
-                                          EpochEvent, JSONLines, Observer, Observers,
-                                          StartEvent, named_observers)
+from latentgen.training.observers import (
+    BatchEvent,
+    CheckpointEvent,
+    CSVMetrics,
+    EndEvent,
+    EpochEvent,
+    JSONLines,
+    Observer,
+    Observers,
+    StartEvent,
+    named_observers,
+)
 from latentgen.training.rundir import RunDir
 from latentgen.version import __version__
 
@@ -68,6 +78,9 @@ class Trainer:
         self.bank: LatentBank
         self.engine: ABPEngine
         self.rows: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        #: how far a checkpoint written mid-epoch got (resumed from there)
+        self.progress: EpochProgress | None = None
 
     def fit(self) -> RunDir:
         """Train until ``epochs`` (or ``max_steps``); returns the run directory."""
@@ -135,7 +148,6 @@ class Trainer:
             beta1=config.beta1, seed=config.seed, reinit_chains=config.reinit_chains,
             device=device, masks=self.masks, precision=config.precision,
             compile=config.compile, shard=shard, fp64_gradients=config.fp64_gradients)
-        self.start_epoch, self.progress = 0, None
         if state is not None:
             self._restore(state)
             del state  # drop the mapped checkpoint (and its bank) before training

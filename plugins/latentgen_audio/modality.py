@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +51,6 @@ def upsampling_plan(samples: int) -> tuple[int, int]:
 class AudioModality(Modality):
     name = "audio"
     description = "1D sound: transposed-convolution waveform generator, WAV + spectrogram output"
-    version = "0.1.0"
     Options = AudioOptions
     data_range = (-1.0, 1.0)
     metric_range = (-1.0, 1.0)
@@ -138,5 +136,6 @@ def _spectrogram_images(x: torch.Tensor, opts: AudioOptions) -> list[Image.Image
     db = log_mel(x.detach().cpu(), opts.sample_rate)
     scale = 2  # 64 mel bands -> 128 px tall; frames stretched to at least 128 px wide
     width = max(128, db.shape[-1] * scale)
-    return [Image.fromarray(colorize(d)).resize((width, db.shape[1] * scale), Image.NEAREST)
+    return [Image.fromarray(colorize(d)).resize((width, db.shape[1] * scale),
+                                                Image.Resampling.NEAREST)
             for d in db]

@@ -9,10 +9,13 @@ Four families a listener tells apart at once, each with continuous factors of va
     envelope.
 Loudness, decay and brightness vary continuously. Every clip starts with its attack at time 0:
 a waveform model then learns the recognisable part first, where random onsets and a continuum
-of pitches would blur into noise (measured: they gave noise-like samples after 3 minutes). The clips are deterministic for a given seed.
+of pitches would blur into noise (measured: they gave noise-like samples after 3 minutes).
+The clips are deterministic for a given seed.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import numpy as np
 
@@ -37,7 +40,8 @@ def sounds(n: int = DEFAULT_COUNT, sample_rate: int = 16000, seconds: float = 1.
         elif family == "chord":
             root = _scale_pitch(rng, base=110.0)
             third = 4 if rng.random() < 0.5 else 3
-            wave = sum(_pluck(tt, root * 2 ** (k / 12), rng, sample_rate) for k in (0, third, 7))
+            wave = cast(np.ndarray, sum(_pluck(tt, root * 2 ** (k / 12), rng, sample_rate)
+                                        for k in (0, third, 7)))
         elif family == "hit":
             wave = _hit(tt, rng, sample_rate)
         else:

@@ -1,8 +1,8 @@
 """Log-mel spectrograms: pictures of sound for grids and reports, and a spectral distance.
 
-Frames of 32 ms every 10 ms, 64 mel bands up to half the sample rate (fewer below 8 kHz), power in dB on one fixed
-scale (full-scale tones reach about +20 dB, the floor is -60 dB), so pictures and distances
-compare across clips, runs and sample rates.
+Frames of 32 ms every 10 ms, 64 mel bands up to half the sample rate (fewer below 8 kHz),
+power in dB on one fixed scale (full-scale tones reach about +20 dB, the floor is -60 dB),
+so pictures and distances compare across clips, runs and sample rates.
 """
 
 from __future__ import annotations

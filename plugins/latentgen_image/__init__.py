@@ -5,13 +5,12 @@ Registered through the ``latentgen`` entry-point group, exactly like a third-par
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
+from latentgen import __version__ as __version__  # built in: latentgen's own version
 from latentgen import hookimpl
 
 from .modality import ImageModality
-
-__version__ = "0.1.0"
 
 
 @hookimpl

@@ -15,8 +15,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentgen import Examples, UserError
-from latentgen.data import allocate
-from latentgen.data import decode_uint8, encode_uint8, pictures_from_array, read_array
+from latentgen.data import allocate, decode_uint8, encode_uint8, pictures_from_array, read_array
 
 from .faces import faces
 
@@ -110,9 +109,9 @@ def _from_files(files: list[Path], size: int, channels: int, source: str) -> Exa
     out = allocate((len(files), channels, size, size), np.uint8)
     for i, f in enumerate(files):
         try:
-            with Image.open(f) as img:
-                img = ImageOps.exif_transpose(img).convert(mode)
-                img = ImageOps.fit(img, (size, size), Image.LANCZOS)
+            with Image.open(f) as opened:
+                img = ImageOps.exif_transpose(opened).convert(mode)
+                img = ImageOps.fit(img, (size, size), Image.Resampling.LANCZOS)
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise UserError(f"cannot read image {f} ({exc}); remove or replace the file") from None
         arr = np.asarray(img)

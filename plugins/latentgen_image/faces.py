@@ -95,7 +95,7 @@ def draw_face(rng: random.Random, size: int) -> Image.Image:
         u = k / 16 * 2 - 1
         pts.append((cx + u * mw, my + c * ry * 0.14 * (1 - u * u)))
     d.line(pts, fill=(150, 40, 50), width=max(1, int(s * 0.03)), joint="curve")
-    return img.resize((size, size), Image.LANCZOS)
+    return img.resize((size, size), Image.Resampling.LANCZOS)
 
 
 def faces(n: int = DEFAULT_COUNT, size: int = 32, channels: int = 3, seed: int = 1234

@@ -12,8 +12,8 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
-from latentgen.model import halving_widths
 from latentgen.data import check_picture_size, picture_size_plan
+from latentgen.model import halving_widths
 
 from .datasets import decode, encode, native_size, open_images
 
@@ -33,7 +33,6 @@ class ImageOptions:
 class ImageModality(Modality):
     name = "image"
     description = "2D images: DCGAN-style transposed-convolution generator, PNG output"
-    version = "0.1.0"
     Options = ImageOptions
     data_range = (-1.0, 1.0)
     metric_range = (0.0, 1.0)
@@ -84,7 +83,7 @@ class ImageModality(Modality):
         out.parent.mkdir(parents=True, exist_ok=True)
         img = _to_pil(encode(grid).numpy())
         if table.shape[-1] < 64:  # small images: enlarge so a viewer shows them crisply
-            img = img.resize((img.width * 2, img.height * 2), Image.NEAREST)
+            img = img.resize((img.width * 2, img.height * 2), Image.Resampling.NEAREST)
         img.save(out)
         return [out]
 

@@ -3,13 +3,12 @@ third-party plugin."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
+from latentgen import __version__ as __version__  # built in: latentgen's own version
 from latentgen import hookimpl
 
 from .modality import VideoModality
-
-__version__ = VideoModality.version
 
 
 @hookimpl

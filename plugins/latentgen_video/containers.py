@@ -7,9 +7,9 @@ full resolution: the dataset code shrinks each frame as it arrives.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
@@ -57,7 +57,7 @@ def _upright(img: Image.Image, rotation: int, sar: Fraction | None) -> Image.Ima
         # PyAV reports the counter-clockwise angle a display applies
         img = img.rotate(rotation % 360, expand=True)
     if sar and sar.numerator and sar != 1:
-        img = img.resize((max(1, round(img.width * sar)), img.height), Image.BILINEAR)
+        img = img.resize((max(1, round(img.width * sar)), img.height), Image.Resampling.BILINEAR)
     return img
 
 

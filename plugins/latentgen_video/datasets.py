@@ -19,16 +19,15 @@ GIF's frame delays are honoured). Clips are stored as uint8 (N, C, T, H, W).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentgen import Examples, UserError
-from latentgen.data import cut_clips
-from latentgen.data import decode_uint8, pictures_from_array, read_array
+from latentgen.data import cut_clips, decode_uint8, pictures_from_array, read_array
 
 from .containers import VIDEO_SUFFIXES, read_frames
 from .motion import bouncing_balls
@@ -108,7 +107,7 @@ def _frame_files(folder: Path) -> Iterable[Image.Image]:
 def _fitted(pictures: Iterable[Image.Image], size: int, mode: str, stride: int,
             video: Path) -> np.ndarray:
     """Every ``stride``-th picture, converted and fitted to size x size, as (T, S, S[, 3])."""
-    out = [np.asarray(ImageOps.fit(img.convert(mode), (size, size), Image.LANCZOS))
+    out = [np.asarray(ImageOps.fit(img.convert(mode), (size, size), Image.Resampling.LANCZOS))
            for k, img in enumerate(pictures) if k % stride == 0]
     if not out:
         raise UserError(f"{video} holds no frames; remove it or give a video with frames")

@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
-from latentgen.model import halving_widths
 from latentgen.data import check_picture_size, doubling_plan, encode_uint8
+from latentgen.model import halving_widths
 
 from .containers import read_frames, write_gif, write_mp4
 from .datasets import decode, open_videos
@@ -71,7 +71,6 @@ def generator_plan(frames: int, size: int) -> tuple[Size3, list[Size3]]:
 class VideoModality(Modality):
     name = "video"
     description = "3D clips: spatio-temporal transposed-convolution generator, MP4 / GIF output"
-    version = "0.1.0"
     Options = VideoOptions
     data_range = (-1.0, 1.0)
     metric_range = (0.0, 1.0)

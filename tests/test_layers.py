@@ -1,0 +1,120 @@
+"""The core's subpackages form layers, and plugins use only the public API.
+
+Each module of ``latentgen`` may import only from its own layer or the ones below it, so no
+subpackage imports one above it and none import each other in a circle. Every import counts,
+also those inside functions and under TYPE_CHECKING.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "latentgen"
+
+#: bottom to top
+LAYERS = [
+    {"latentgen.errors", "latentgen.version", "latentgen._exports"},
+    {"latentgen.runtime"},
+    {"latentgen.data"},
+    {"latentgen.model"},
+    {"latentgen.plugins"},
+    {"latentgen.training"},
+    {"latentgen.evaluation"},
+    {"latentgen.api", "latentgen.testing", "latentgen", "latentgen.__main__"},
+]
+#: the stable API a modality plugin may import
+PUBLIC = {"latentgen", "latentgen.data", "latentgen.model"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module) for every import in ``path``, relative ones resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = _module_name(path) if path.name == "__init__.py" else \
+        _module_name(path).rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            found.append((node.lineno, module))
+            # `from latentgen.data import masks` imports a module too
+            found += [(node.lineno, f"{module}.{a.name}") for a in node.names
+                      if (CORE.parent / (module + "." + a.name).replace(".", "/")).is_dir()
+                      or (CORE.parent / ((module + "." + a.name).replace(".", "/") + ".py"))
+                      .exists()]
+    return found
+
+
+def _layer(module: str) -> int | None:
+    for level, names in enumerate(LAYERS):
+        for name in names:
+            if module == name or (name != "latentgen" and module.startswith(name + ".")):
+                return level
+    return None
+
+
+def test_every_core_module_has_a_layer():
+    for path in CORE.rglob("*.py"):
+        assert _layer(_module_name(path)) is not None, f"{path} is in no layer"
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    bad = []
+    for path in sorted(CORE.rglob("*.py")):
+        me = _module_name(path)
+        mine = _layer(me)
+        assert mine is not None
+        for line, module in _imports(path):
+            if module.startswith(("latentgen_image", "latentgen_audio", "latentgen_video")):
+                bad.append(f"{me}:{line} imports the plugin {module}")
+            if module.startswith("latentgen_cli") and me != "latentgen.__main__":
+                bad.append(f"{me}:{line} imports the CLI ({module})")
+            if module == "latentgen" or not module.startswith("latentgen."):
+                continue
+            theirs = _layer(module)
+            if theirs is not None and theirs > mine:
+                bad.append(f"{me}:{line} imports {module}, a layer above")
+    assert not bad, "\n".join(bad)
+
+
+def test_subpackages_say_what_they_hold():
+    for init in CORE.glob("*/__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+        assert doc and doc.splitlines()[0].strip(), f"{init} has no one-line docstring"
+
+
+@pytest.mark.parametrize("folder", [ROOT / "plugins",
+                                    ROOT / "docs" / "examples" / "latentgen-example-plugin"])
+def test_plugins_import_only_the_public_api(folder):
+    bad = []
+    for path in sorted(folder.rglob("*.py")):
+        if "tests" in path.relative_to(folder).parts:
+            continue  # a plugin's own tests may use latentgen.testing and the registry
+        for line, module in _imports(path):
+            if (module == "latentgen" or module.startswith("latentgen.")) \
+                    and module not in PUBLIC:
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_module_is_over_400_lines():
+    long = [f"{p.relative_to(ROOT)}: {n}" for p in sorted(ROOT.glob("*/**/*.py"))
+            if ".venv" not in p.parts and (n := len(p.read_text().splitlines())) > 400]
+    assert not long, long
