@@ -19,6 +19,7 @@ _EXPORTS = {
     "GradientDescent": "latentgen.model.samplers",
     "Langevin": "latentgen.model.samplers",
     "Sampler": "latentgen.model.samplers",
+    "normal_like": "latentgen.model.samplers",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
@@ -28,4 +29,5 @@ if TYPE_CHECKING:
     from latentgen.model.nets import UpsamplingGenerator, generate, halving_widths
     from latentgen.model.observation import GaussianObservation
     from latentgen.model.priors import Prior, StandardNormal
-    from latentgen.model.samplers import AdaptiveMAP, GradientDescent, Langevin, Sampler
+    from latentgen.model.samplers import (AdaptiveMAP, GradientDescent, Langevin, Sampler,
+                                          normal_like)

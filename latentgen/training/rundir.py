@@ -51,6 +51,10 @@ class RunDir:
         atomic_write(self.config_path, lambda fh: fh.write(config.to_toml()), mode="w")
 
     def read_config(self) -> TrainConfig:
+        """The run's configuration: ``config.toml``, the one stored copy."""
+        if not self.config_path.is_file():
+            raise UserError(f"{self.path} holds no config.toml; give the folder of a complete "
+                            "latentgen run")
         values = read_toml(self.config_path)
         values["modality_options"] = values.pop("modality_options", {})
         return TrainConfig.from_dict(values, source=str(self.config_path))
