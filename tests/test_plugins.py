@@ -12,8 +12,6 @@ from latentgen.errors import UserError
 from latentgen.plugins import registry as plugins
 from latentgen.plugins.registry import get_registry
 
-from . import test_contract
-
 
 def test_builtin_image_plugin_comes_from_the_entry_point_group():
     reg = get_registry()
@@ -102,14 +100,6 @@ def test_example_plugin_is_found_through_its_entry_point(tmp_path, monkeypatch):
     assert reg.owners["modalities:waves"] == "waves"
     assert reg.plugins["waves"].version == "0.1.0"
     sys.modules.pop("latentgen_waves", None)
-
-
-def test_example_plugin_meets_the_modality_contract(example_plugin, tmp_path):
-    modality = get_registry().modality("waves")
-    test_contract.test_generator_shapes_gradients_no_nan(modality)
-    test_contract.test_default_data_matches_generator(modality)
-    test_contract.test_writer_round_trip(modality, None, tmp_path)
-    test_contract.test_formats_are_checked(modality)
 
 
 def test_example_plugin_trains_and_synthesizes_from_the_cli(example_plugin, cli, tmp_path):

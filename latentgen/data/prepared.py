@@ -127,10 +127,10 @@ def _decoder(name: str, modality: Any) -> Callable[[torch.Tensor], torch.Tensor]
 
 def _decoder_name(decode: Callable[..., Any]) -> str:
     module, qualname = getattr(decode, "__module__", None), getattr(decode, "__qualname__", "")
-    if not module or "<" in qualname:
+    if not module or "<" in qualname or hasattr(decode, "__self__"):
         raise UserError("this modality's datasets decode with a function latentgen cannot name "
-                        "again later (a lambda or closure), so they cannot be prepared; train "
-                        "from the source directly")
+                        "again later (a lambda, closure or bound method), so they cannot be "
+                        "prepared; train from the source directly")
     return f"{module}:{qualname}"
 
 

@@ -29,5 +29,10 @@ if TYPE_CHECKING:
     from latentgen.model.nets import UpsamplingGenerator, generate, halving_widths
     from latentgen.model.observation import GaussianObservation
     from latentgen.model.priors import Prior, StandardNormal
-    from latentgen.model.samplers import (AdaptiveMAP, GradientDescent, Langevin, Sampler,
-                                          normal_like)
+    from latentgen.model.samplers import (
+        AdaptiveMAP,
+        GradientDescent,
+        Langevin,
+        Sampler,
+        normal_like,
+    )

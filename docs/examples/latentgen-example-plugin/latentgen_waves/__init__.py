@@ -1,16 +1,19 @@
 """Example third-party latentgen plugin: a 'waves' modality of short 1D signals.
 
 It shows every piece a modality needs: options, a generator built from latentgen's shared
-UpsamplingGenerator, a dataset opener with an embedded default, and writers (.npy files per
-example, a PNG plot for the grid).
+UpsamplingGenerator, a dataset opener with an embedded default and a named decode function
+(so `latentgen prepare` can pack its data), and writers (.npy files per example, a PNG plot for
+the grid). It imports only latentgen's stable API; tests/test_waves.py runs the modality
+contract from ``latentgen.testing`` on it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +24,12 @@ from latentgen import Examples, Modality, UpsamplingGenerator, UserError, hookim
 __version__ = "0.1.0"
 
 
+def decode(batch: torch.Tensor) -> torch.Tensor:
+    """Stored batch -> model-space data. A module-level function, not a lambda: a file packed
+    by `latentgen prepare` names it (``latentgen_waves:decode``) and training imports it again."""
+    return batch.float()
+
+
 @dataclass
 class WaveOptions:
     length: int = option(64, "samples per signal (a multiple of 16)")
@@ -29,8 +38,6 @@ class WaveOptions:
 
 class WavesModality(Modality):
     name = "waves"
-    description = "short 1D signals (example plugin)"
-    version = __version__
     Options = WaveOptions
     data_range = (-1.0, 1.0)
     metric_range = (-1.0, 1.0)
@@ -66,7 +73,7 @@ class WavesModality(Modality):
             arr = np.load(path).astype(np.float32)
             if arr.ndim != 2 or arr.shape[1] != opts.length:
                 raise UserError(f"--data {source}: shape {arr.shape}, expected (N, {opts.length})")
-        return Examples(torch.from_numpy(arr[:, None, :]), lambda b: b.float(), source or "builtin")
+        return Examples(torch.from_numpy(arr[:, None, :]), decode, source or "builtin")
 
     def write_examples(self, x: torch.Tensor, out_dir: Path, prefix: str, opts: Any,
                        start: int = 0) -> list[Path]:
