@@ -25,7 +25,7 @@ __all__ = ["load_run", "resolve_config", "train"]
 
 def train(config: ConfigSource = None, /, *, out: str | Path | None = None,
           resume: bool = False, observers: Sequence[Observer | str] = (), progress: bool = False,
-          device: str | None = None, **settings: Any) -> Run:
+          device: str | None = None, **settings: Any) -> Run | None:
     """Train a generator by alternating back-propagation; returns the trained ``Run``.
 
     Settings resolve exactly as ``latentgen train`` resolves its flags: ``config`` (a TOML
@@ -64,7 +64,7 @@ def train(config: ConfigSource = None, /, *, out: str | Path | None = None,
     trainer = Trainer(cfg, out, resume=resume, observers=extra)
     run_dir = trainer.fit()
     if not trainer.shard.is_main:
-        return None  # type: ignore[return-value]  # under torchrun only the first process loads it
+        return None  # under torchrun only the first process gets the run
     return Run.load(run_dir.path, device=cfg.device)
 
 

@@ -152,8 +152,8 @@ def test_data_as_tensor_or_dataset(tmp_path):
     assert torch.equal(x, run.synthesize(6, seed=1))
     from torch.utils.data import TensorDataset
 
-    as_tensor = run.reconstruct(x, steps=5)
-    as_dataset = run.reconstruct(TensorDataset(x, torch.zeros(6)), steps=5)
+    as_tensor = run.reconstruct(x, infer_steps=5)
+    as_dataset = run.reconstruct(TensorDataset(x, torch.zeros(6)), infer_steps=5)
     assert torch.equal(as_tensor.reconstructions, as_dataset.reconstructions)
     assert as_tensor.mse.shape == (6,)
     with pytest.raises(UserError, match="shape"):
@@ -170,3 +170,31 @@ def test_import_latentgen_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ})
     assert out.stdout.strip() == "False"
+
+
+def test_paths_are_taken_and_tensors_refused_as_training_data(tiny_data, tmp_path):
+    settings = dict(TINY["image"], max_steps=1, device="cpu")
+    run = latentgen.train(data=tiny_data["train"], test_data=tiny_data["test"],
+                          out=tmp_path / "r", **settings)
+    assert run.config.data == str(tiny_data["train"].resolve())
+    with pytest.raises(UserError, match="data must be a path .* not Tensor"):
+        latentgen.train(data=torch.zeros(4, 1, 16, 16), out=tmp_path / "t", **settings)
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_failed_resume_leaves_no_working_bank(tmp_path):
+    latentgen.train(out=tmp_path / "r", max_steps=1, device="cpu", latents_on="disk",
+                    **TINY["image"])
+    last = tmp_path / "r" / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    state["generator"].pop(next(iter(state["generator"])))  # no longer fits the generator
+    torch.save(state, last)
+    with pytest.raises(UserError, match="does not fit this run"):
+        latentgen.train(out=tmp_path / "r", resume=True, epochs=2)
+    assert not list((tmp_path / "r" / "checkpoints").glob("bank-rank*"))
+
+
+def test_default_run_folders_do_not_collide(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runs = [latentgen.train(max_steps=1, device="cpu", **TINY["image"]) for _ in range(3)]
+    assert len({r.path for r in runs}) == 3

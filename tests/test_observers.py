@@ -159,3 +159,19 @@ def test_a_plugin_cannot_take_a_built_in_observer_name():
         assert "tensorboard" not in get_registry().observers
     finally:
         unregister_plugin("clash")
+
+
+def test_built_in_observer_names_agree_with_the_registry():
+    from latentgen.plugins.registry import BUILTIN_OBSERVERS
+    from latentgen.training.observers import BUILTIN
+
+    assert set(BUILTIN) == set(BUILTIN_OBSERVERS)
+
+
+def test_none_clears_the_stored_observers_on_resume(tiny_data, tmp_path, cli):
+    pytest.importorskip("tensorboard")
+    assert cli("train", "--data", tiny_data["train"], "--out", tmp_path / "r", "--epochs", "1",
+               "--observer", "tensorboard", *TINY_TRAIN).code == 0
+    res = cli("train", "--out", tmp_path / "r", "--resume", "--epochs", "2", "--observer", "none")
+    assert res.code == 0, res
+    assert tomllib.loads((tmp_path / "r" / "config.toml").read_text())["observers"] == []

@@ -143,7 +143,7 @@ def reconstruct(
     output_folder(out)  # before the work
     trained = latentgen.load_run(run, device)
     trained.model.modality.check_format(fmt)
-    rec = trained.reconstruct(data, n=n, steps=infer_steps, sampler=sampler, mask=mask)
+    rec = trained.reconstruct(data, n=n, infer_steps=infer_steps, sampler=sampler, mask=mask)
     trained.save_reconstruction(rec, out, fmt=fmt)
     res, units = rec.summary(), trained.model.modality.metric_units
     if mask:
@@ -204,7 +204,7 @@ def evaluate(
     from .tables import evaluation_table, finite_or_null
 
     trained = latentgen.load_run(run, device)
-    result = trained.evaluate(test=test_data, negative=negative_data, steps=infer_steps,
+    result = trained.evaluate(test=test_data, negative=negative_data, infer_steps=infer_steps,
                               sampler=sampler, mask=mask)
     if as_json:
         print(json.dumps(finite_or_null(result), allow_nan=False))
@@ -239,9 +239,6 @@ def report(
 
 def prepare(
     ctx: typer.Context,
-    modality: str = typer.Option("image", help="Data modality; `latentgen plugins` lists them."),
-    data: str | None = typer.Option(None, help="Data to pack (folder or file, as `train "
-                                       "--data` takes); omit for the embedded default."),
     out: Path = typer.Option(..., help="File to write; its description goes to FILE.json.",
                              show_default=False),
     as_json: bool = JsonOpt,
@@ -253,6 +250,8 @@ def prepare(
     from latentgen.training.assembly import Model
     from latentgen.training.config import TrainConfig
 
+    settings = given_settings(ctx.params)  # --modality and --data, as train takes them
+    modality, data = settings["modality"], settings.get("data")
     cfg = TrainConfig.from_dict({"modality": modality, "data": data,
                                  "modality_options": given_modality_options(ctx.params)},
                                 source="options")
@@ -312,7 +311,8 @@ def build_command(light: bool = False) -> Any:
         modopts = modality_params()
         commands = {
             "train": with_params(train, settings_params() + modopts),
-            "prepare": with_params(prepare, modopts),
+            "prepare": with_params(prepare, settings_params(["modality", "data"],
+                                                            {"modality": "image"}) + modopts),
             "bench": with_params(bench, settings_params(list(BENCH_DEFAULTS), BENCH_DEFAULTS)
                                  + modopts),
         }
@@ -324,7 +324,7 @@ def build_command(light: bool = False) -> Any:
 
 def _light(args: list[str]) -> bool:
     """Whether the arguments only ask for the command list or the version."""
-    return not args or args[0] in ("--help", "-h", "--version")
+    return not args or args[0] in ("--help", "--version")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 SETTING = "setting__"
 MODOPT = "modopt__"
@@ -25,8 +26,8 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 def _setting_param(s: Any, default: Any, help_default: str) -> inspect.Parameter:
     kind: Any = list[str] if s.kind is list else s.kind
-    unit = f" [{s.unit}]" if s.unit else ""
-    text = f"{s.help}{unit} (default: {help_default})"
+    unit = f" Unit: {s.unit}." if s.unit else ""
+    text = escape(f"{s.help}{unit} (default: {help_default})")
     metavar = "|".join(s.choices) if s.choices else None
     decls = [s.flags] if s.kind is bool else [s.flag]
     info = typer.Option(default, *decls, help=text, rich_help_panel=s.panel,
@@ -77,8 +78,8 @@ def modality_params() -> list[inspect.Parameter]:
         base = _TYPES.get(str(f.type).split(" ")[0], str)
         decl = f"{flag}/--no-{flag[2:]}" if base is bool else flag
         info = typer.Option(None, decl, rich_help_panel="Modality options", show_default=False,
-                            help=f"{f.metadata.get('help', '')} "
-                                 f"(default {'; '.join(entry['names'])})")
+                            help=escape(f"{f.metadata.get('help', '')} "
+                                        f"(default {'; '.join(entry['names'])})"))
         params.append(inspect.Parameter(MODOPT + f.name, inspect.Parameter.KEYWORD_ONLY,
                                         default=info, annotation=base | None))
     return params

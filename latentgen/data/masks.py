@@ -160,8 +160,3 @@ def _array_masks(spec: str, path: Path, data_shape: tuple[int, ...]) -> Tensor:
         return m.unsqueeze(1)
     raise UserError(f"--mask {spec}: array of shape {tuple(m.shape)} fits neither {shape} nor "
                     f"{spatial}, alone or with a leading example axis")
-
-
-def missing_fraction(mask: Tensor, data_shape: tuple[int, ...]) -> float:
-    full = mask.expand(mask.shape[0], *data_shape)
-    return float(1.0 - full.mean())

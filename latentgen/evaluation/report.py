@@ -105,7 +105,7 @@ def build_report(trained: Run, test: str | None = None, negative: str | None = N
     with tempfile.TemporaryDirectory(prefix="latentgen-report-") as tmp_name:
         tmp = Path(tmp_name)
         result = trained.evaluate(test=sets.get("test"), negative=sets.get("negative"),
-                                  steps=steps)
+                                  infer_steps=steps)
         rows = []
         for name in sets:
             r = result[name]
@@ -143,11 +143,11 @@ def build_report(trained: Run, test: str | None = None, negative: str | None = N
         sections.append("<h2>Synthesis: Z ~ prior</h2>" +
                         _media([p for p in synth if p.parent == tmp / "synth" and
                                 p.stem == "grid"], "16 samples"))
-        recon = trained.save_reconstruction(trained.reconstruct(None, n=16, steps=steps),
+        recon = trained.save_reconstruction(trained.reconstruct(None, n=16, infer_steps=steps),
                                             tmp / "recon")
         text = _media(_grid_files(recon), "training examples | reconstructions")
         if test:
-            rt = trained.save_reconstruction(trained.reconstruct(test, n=16, steps=steps),
+            rt = trained.save_reconstruction(trained.reconstruct(test, n=16, infer_steps=steps),
                                              tmp / "recon-test")
             text += _media(_grid_files(rt), "held-out examples | reconstructions")
         sections.append("<h2>Reconstruction</h2>" + text)

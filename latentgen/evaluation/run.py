@@ -108,13 +108,14 @@ class Run:
         return work.synthesis_batches(self, n, seed=seed, batch_size=batch_size)
 
     def reconstruct(self, data: Source = None, n: int | None = None,
-                    steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
+                    infer_steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                     mask: str | None = None) -> Reconstruction:
-        """Latents inferred for the first ``n`` examples of ``data`` (all when None) and
-        their reconstructions; ``mask`` occludes them first (see ``Reconstruction``)."""
-        return work.reconstruct(self, data, n=n, steps=steps, sampler=sampler, mask=mask)
+        """Latents inferred for the first ``n`` examples of ``data`` (all when None; training
+        data starts from its banked latents) and their reconstructions; ``mask`` occludes
+        them first (see ``Reconstruction``)."""
+        return work.reconstruct(self, data, n=n, steps=infer_steps, sampler=sampler, mask=mask)
 
-    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8,
+    def interpolate(self, a: Source, b: Source, steps: int = 8,
                     mode: str = "linear", infer_steps: int = DEFAULT_STEPS,
                     sampler: str = DEFAULT_SAMPLER) -> torch.Tensor:
         """f along the latent path between example ``a`` and example ``b`` (model-space
@@ -132,7 +133,8 @@ class Run:
         za = infer_latents(self.model, self.device, ea, infer_steps, sampler)
         zb = infer_latents(self.model, self.device, eb, infer_steps, sampler)
         x = work.path_outputs(self, za, zb, steps, mode)
-        single = tuple(a.shape) == tuple(self.generator.data_shape)
+        single = isinstance(a, torch.Tensor) and tuple(a.shape) == tuple(
+            self.generator.data_shape)
         return x[0] if single else x
 
     def interpolation_table(self, data: Source = None, steps: int = 8, pairs: int = 4,
@@ -144,7 +146,7 @@ class Run:
                                         infer_steps=infer_steps, sampler=sampler, mode=mode)
 
     def evaluate(self, test: Source = None, negative: Source = None, train: bool = True,
-                 steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
+                 infer_steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                  mask: str | None = None) -> dict[str, Any]:
         """Per-element reconstruction error of the training data (from its banked latents),
         ``test`` and ``negative`` beside PCA's at the same d: the dict `evaluate --json`
@@ -156,7 +158,7 @@ class Run:
             sets["negative"] = negative
         if not sets:
             raise UserError("nothing to evaluate: keep train=True or give test or negative")
-        return work.evaluate(self, sets, steps=steps, sampler=sampler, mask=mask)
+        return work.evaluate(self, sets, steps=infer_steps, sampler=sampler, mask=mask)
 
     # -- files ---------------------------------------------------------------------------
     def save_synthesis(self, out: str | Path, n: int = 64, seed: int = 0,

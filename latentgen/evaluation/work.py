@@ -162,7 +162,8 @@ def interpolation_table(trained: Run, source: Source = None, steps: int = 8, pai
         raise UserError(f"--mode must be linear or spherical, got '{mode}'")
     data, banked = open_source(trained, source, "--data")
     if len(data) < 2:
-        raise UserError(f"interpolation needs at least 2 examples; {source} has {len(data)}")
+        raise UserError(f"interpolation needs at least 2 examples; {data.source} has "
+                        f"{len(data)}")
     pairs = min(pairs, len(data) // 2)
     take = torch.arange(2 * pairs)
     data = data.subset(take)

@@ -19,9 +19,9 @@ _CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 
 
 def _tuple(v: int | Sequence[int], dims: int) -> tuple[int, ...]:
-    if isinstance(v, int):
-        return (v,) * dims
-    return tuple(v)
+    if isinstance(v, Sequence):
+        return tuple(int(x) for x in v)
+    return (int(v),) * dims  # an int, numpy's included
 
 
 class UpsamplingGenerator(Generator):

@@ -18,6 +18,7 @@ import tomli_w
 
 from latentgen.data.mask_specs import MASK_HELP
 from latentgen.errors import UserError
+from latentgen.runtime.devices import check_device
 from latentgen.runtime.speed import Precision
 from latentgen.training.settings import Setting, schema, setting
 
@@ -73,8 +74,9 @@ class TrainConfig:
                                     "last.pt only.", unit="epochs", minimum=0,
                                     panel="Data and run")
     observers: list[str] = setting([], "Extra observers of training by name (repeat the "
-                                   "flag): tensorboard, or one a plugin registers. metrics.csv "
-                                   "and metrics.jsonl are always written.",
+                                   "flag): tensorboard, or one a plugin registers; none alone "
+                                   "clears them (on --resume). metrics.csv and metrics.jsonl "
+                                   "are always written.",
                                    panel="Data and run", resumable=True,
                                    repeat_flag="--observer")
     test_data: str | None = setting(None, "Held-out data of the training category: its error "
@@ -127,9 +129,7 @@ class TrainConfig:
             setattr(self, s.name, s.check(getattr(self, s.name), "config"))
         if not self.beta1 < 1:
             raise UserError(f"--beta1 must be in [0, 1), got {self.beta1}")
-        if self.device not in ("auto", "cpu", "cuda") and not (
-                self.device.startswith("cuda:") and self.device[5:].isdigit()):
-            raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got '{self.device}'")
+        check_device(self.device)
         if self.fp64_gradients and self.precision != "fp32":
             raise UserError("--fp64-gradients needs --precision fp32 (it computes the "
                             "learning step in float64)")

@@ -116,14 +116,16 @@ class JSONLines(Observer):
     """``metrics.jsonl``: one JSON object per event, appended as it happens (``tail -f`` it).
     Each line has ``event`` (start, batch, epoch, checkpoint, end) and ``step``."""
 
-    def __init__(self, path: Path, every_batch: bool = True) -> None:
+    def __init__(self, path: Path, every_batch: bool = True, fresh: bool = True) -> None:
         self.path, self.every_batch = path, every_batch
+        #: a new run starts the file anew; a resumed one appends to it
+        self.mode = "w" if fresh else "a"
         self.fh: Any = None
 
     def _write(self, record: dict[str, Any]) -> None:
         if self.fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fh = open(self.path, "a", encoding="utf-8")
+            self.fh = open(self.path, self.mode, encoding="utf-8")
         clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
                  for k, v in record.items()}
         self.fh.write(json.dumps(clean) + "\n")
@@ -224,25 +226,24 @@ class Observers(Observer):
     def __init__(self, observers: list[Observer]) -> None:
         self.observers = observers
 
-    def on_start(self, event: StartEvent) -> None:
+    def _emit(self, hook: str, event: Any) -> None:
         for o in self.observers:
-            o.on_start(event)
+            getattr(o, hook)(event)
+
+    def on_start(self, event: StartEvent) -> None:
+        self._emit("on_start", event)
 
     def on_batch(self, event: BatchEvent) -> None:
-        for o in self.observers:
-            o.on_batch(event)
+        self._emit("on_batch", event)
 
     def on_epoch(self, event: EpochEvent) -> None:
-        for o in self.observers:
-            o.on_epoch(event)
+        self._emit("on_epoch", event)
 
     def on_checkpoint(self, event: CheckpointEvent) -> None:
-        for o in self.observers:
-            o.on_checkpoint(event)
+        self._emit("on_checkpoint", event)
 
     def on_end(self, event: EndEvent) -> None:
-        for o in self.observers:
-            o.on_end(event)
+        self._emit("on_end", event)
 
     def close(self) -> None:
         for o in self.observers:

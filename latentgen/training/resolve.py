@@ -5,6 +5,7 @@ precedence (the first that sets a value wins)."""
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +36,7 @@ def resolve_config(config: ConfigSource = None, /, **settings: Any) -> TrainConf
             values[key] = copy.deepcopy(value)
         else:
             options[key] = copy.deepcopy(value)
+    _paths_as_text(values)
     from latentgen.data.prepared import is_prepared, prepared_options
     from latentgen.plugins.registry import get_registry
 
@@ -68,6 +70,22 @@ def _base(config: ConfigSource) -> tuple[dict[str, Any], dict[str, Any], str]:
     return values, dict(options), source
 
 
+#: settings that name files or folders
+PATH_SETTINGS = ("data", "test_data", "negative_data", "mask")
+
+
+def _paths_as_text(values: dict[str, Any]) -> None:
+    """``Path`` values of path settings as text (the config stores text); anything else that is
+    not text is refused here, before it reaches a file test."""
+    for key in PATH_SETTINGS:
+        value = values.get(key)
+        if isinstance(value, os.PathLike):
+            values[key] = os.fspath(value)
+        elif value is not None and not isinstance(value, str):
+            raise UserError(f"{key} must be a path (a str or pathlib.Path), not "
+                            f"{type(value).__name__}; save tensors as .npy to train on them")
+
+
 def _table(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise UserError(f"{what} must be a table ([modality_options]) of option = value")
@@ -94,7 +112,12 @@ def default_out(config: TrainConfig) -> Path:
     if environment_world()[1] > 1:  # a time-stamped name could differ between processes
         raise UserError("under torchrun give --out: every process must name the same run "
                         "directory")
-    return Path("runs") / f"{config.modality}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = Path("runs") / f"{config.modality}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out, n = base, 1
+    while out.exists():  # two runs started in the same second get their own folders
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
 
 
 def resume_config(out: str | Path, config: ConfigSource = None, **changes: Any) -> TrainConfig:

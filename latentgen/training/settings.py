@@ -75,30 +75,39 @@ class Setting:
         return name + (" or none" if self.optional and self.kind is not list else "")
 
     def check(self, value: Any, source: str) -> Any:
-        """``value`` if it fits this setting (an int is taken for a float), else UserError."""
+        """``value`` if it fits this setting (an int is taken for a float), else UserError.
+        ``source`` names where it came from: a config file's path, or "settings" / "options"
+        for keywords and flags (the message then names the flag)."""
+        name = (self.flag if source in ("settings", "options", "config", "bench")
+                else f"{source}: setting {self.name}")
         if value is None:
             if self.optional:
                 return None
-            raise UserError(f"{source}: setting {self.name} needs a value ({self.type_name})")
+            raise UserError(f"{name} needs a value ({self.type_name})")
         if self.kind is list:
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise UserError(f"{source}: setting {self.name} must be a list of names, "
-                                f"got {value!r}")
-            return list(value)
+                raise UserError(f"{name} must be a list of names, got {_short(value)}")
+            # "none" alone clears the list (e.g. the stored observers of a resumed run)
+            return [] if list(value) == ["none"] else list(value)
         ok = isinstance(value, self.kind) and (self.kind is bool or not isinstance(value, bool))
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
         if not ok:
-            raise UserError(f"{source}: setting {self.name} must be {self.type_name}, "
-                            f"got {value!r}")
+            raise UserError(f"{name} must be {self.type_name}, got {_short(value)}")
         if self.choices and value not in self.choices:
-            raise UserError(f"{self.flag} must be {' or '.join(self.choices)}, got '{value}'")
+            raise UserError(f"{name} must be {' or '.join(self.choices)}, got '{value}'")
         if self.positive and not value > 0:
-            raise UserError(f"{self.flag} must be positive, got {value}")
+            raise UserError(f"{name} must be positive, got {value}")
         if self.minimum is not None and value < self.minimum:
             least = "at least 1" if self.minimum == 1 else f"{self.minimum:g} or more"
-            raise UserError(f"{self.flag} must be {least}, got {value}")
+            raise UserError(f"{name} must be {least}, got {value}")
         return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value as an error message shows it: its repr, cut short (a tensor's runs long)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{type(value).__name__} {text[:limit]}..."
 
 
 def schema(cls: type) -> dict[str, Setting]:

@@ -89,20 +89,19 @@ class Trainer:
             observers = self._observers() if shard.is_main else Observers([])
             try:
                 self._setup()
-                try:
-                    self._loop(observers)
-                finally:
-                    if self.bank.path is not None:  # the working rows: the checkpoint holds it
-                        self.bank.path.unlink(missing_ok=True)
+                self._loop(observers)
             finally:
                 observers.close()
+                bank = getattr(self, "bank", None)
+                if bank is not None and bank.path is not None:
+                    bank.path.unlink(missing_ok=True)  # working rows: the checkpoint holds them
         return self.run
 
     # -- setup ---------------------------------------------------------------------------
     def _observers(self) -> Observers:
         named = named_observers(self.config.observers, self.run.path, self.config)
         return Observers([*self.extra_observers, *named, CSVMetrics(self.run),
-                          JSONLines(self.run.path / "metrics.jsonl")])
+                          JSONLines(self.run.path / "metrics.jsonl", fresh=not self.resume)])
 
     def _setup(self) -> None:
         config, run, shard, device = self.config, self.run, self.shard, self.device
@@ -199,16 +198,16 @@ class Trainer:
             todo = min(todo, config.max_steps - engine.step)
         observers.on_start(StartEvent(self, len(self.data), self.start_epoch, per_epoch,
                                       max(0, todo)))
-        epoch = self.start_epoch
+        done = self.start_epoch  # the last epoch completed
         for epoch in range(self.start_epoch + 1, config.epochs + 1):
             left = None if config.max_steps is None else config.max_steps - engine.step
             if left is not None and left <= 0:
-                epoch -= 1
                 break
             stats, progress = self._epoch(epoch, progress, left, workers, observers)
             if stats is None:  # stopped by max_steps inside the epoch
                 self._save(epoch - 1, progress, None, observers)
                 break
+            done = epoch
             progress = None
             row = {"epoch": epoch, "step": engine.step, "loss": round(stats.loss, 6),
                    "train_mse": round(model.metric_mse(stats.mse), 8),
@@ -230,7 +229,7 @@ class Trainer:
             self._save(epoch, None, keep, observers, before_write=record)
         barrier(self.shard)
         if main:
-            observers.on_end(EndEvent(run.path, epoch, engine.step))
+            observers.on_end(EndEvent(run.path, done, engine.step))
 
     def _epoch(self, epoch: int, progress: EpochProgress | None, left: int | None,
                workers: int, observers: Observer
