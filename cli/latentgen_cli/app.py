@@ -303,6 +303,9 @@ def build_command(light: bool = False) -> Any:
     commands; no torch or plugin import)."""
     app.registered_commands[:] = [c for c in app.registered_commands
                                   if c.name not in GENERATED]
+    # the command list alone is plain text: rich's help renderer costs more CPU than the rest
+    # of `latentgen --help` together
+    app.rich_markup_mode = None if light else "rich"
     if light:
         commands = {"train": train, "prepare": prepare, "bench": bench}
     else:
