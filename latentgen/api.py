@@ -55,12 +55,10 @@ def train(config: ConfigSource = None, /, *, out: str | Path | None = None,
         out = default_out(cfg) if out is None else out
     extra: list[Observer] = [CurveObserver()]  # first: the metrics writers record its columns
     extra += objects
-    bar = None
     if progress:
         from latentgen.training.progress import TrainingProgress
 
-        bar = TrainingProgress()
-        extra.append(bar)
+        extra.append(TrainingProgress())
     trainer = Trainer(cfg, out, resume=resume, observers=extra)
     run_dir = trainer.fit()
     if not trainer.shard.is_main:

@@ -100,6 +100,12 @@ def test_api_and_cli_agree_through_a_config_file(cli, tmp_path):
     assert ((tmp_path / "cli" / "config.toml").read_text()
             == (tmp_path / "api" / "config.toml").read_text())
     assert latentgen.load_run(tmp_path / "api", "cpu").config.sigma == 0.6
+    # a bad explicit value is named as the flag; a bad value in the file names the file
+    with pytest.raises(UserError, match=r"^--epochs must be at least 1, got 0$"):
+        latentgen.resolve_config(toml, epochs=0)
+    toml.write_text(toml.read_text().replace("latent_dim = 4", "latent_dim = 0"))
+    with pytest.raises(UserError, match=r"settings.toml: setting latent_dim must be at least 1"):
+        latentgen.resolve_config(toml)
 
 
 def test_a_train_config_gets_its_modalitys_defaults_and_is_not_changed():

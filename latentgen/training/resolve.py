@@ -29,14 +29,17 @@ def resolve_config(config: ConfigSource = None, /, **settings: Any) -> TrainConf
     passed in is changed.
     """
     values, options, source = _base(config)
+    _paths_as_text(values)
+    settings = dict(settings)
+    _paths_as_text(settings)
     for key, value in settings.items():
         if key == "modality_options":
             options.update(_table(value, "modality_options"))
         elif key in SETTINGS:
-            values[key] = copy.deepcopy(value)
+            # checked here, so that a bad flag is named as a flag, not as the file's key
+            values[key] = SETTINGS[key].check(copy.deepcopy(value), "settings")
         else:
             options[key] = copy.deepcopy(value)
-    _paths_as_text(values)
     from latentgen.data.prepared import is_prepared, prepared_options
     from latentgen.plugins.registry import get_registry
 
