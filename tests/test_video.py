@@ -173,7 +173,7 @@ def test_bad_sources_are_one_line_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     np.save(tmp_path / "flat.npy", np.zeros((3, 16, 16), np.uint8))
     np.save(tmp_path / "two_channels.npy", np.zeros((2, 8, 16, 16, 2), np.uint8))
-    cases = {"broken.mp4": "cannot decode video", "broken.gif": "cannot decode GIF",
+    cases = {"broken.mp4": "cannot decode video", "broken.gif": "cannot read GIF",
              "empty": "holds no video files", "notes.txt": "unsupported file type",
              "flat.npy": "is not videos", "two_channels.npy": r"shape \(2, 8, 16, 16, 2\)",
              "missing": "does not exist"}

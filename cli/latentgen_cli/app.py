@@ -46,7 +46,15 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    # emoji off: user text such as ``pixels:-1`` must not turn into a picture (``:-1:``)
+    return Console(emoji=False)
+
+
+def _shown(value: Any) -> str:
+    """User text (a path, a name) for a rich line: printed literally, never as markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def _version(value: bool) -> None:
@@ -86,7 +94,7 @@ def train(
     if run is None:
         return  # under torchrun the first process reports
     console = _console()
-    console.print(f"run directory: [bold]{run.path}[/]  (config.toml, metrics.csv, "
+    console.print(f"run directory: [bold]{_shown(run.path)}[/]  (config.toml, metrics.csv, "
                   "metrics.jsonl, curves.png, samples/, checkpoints/)")
     found = final_regime(run.metrics())
     if found is not None:
@@ -115,7 +123,8 @@ def synthesize(
     with BatchProgress(console, "synthesize", n) as progress:
         files = trained.save_synthesis(out, n, seed=seed, batch_size=batch_size, fmt=fmt,
                                        on_progress=progress.update)
-    console.print(f"wrote {n} examples and a grid to [bold]{out}[/] ({len(files)} files)")
+    console.print(f"wrote {n} examples and a grid to [bold]{_shown(out)}[/] ({len(files)} "
+                  "files)")
 
 
 @app.command()
@@ -149,10 +158,10 @@ def reconstruct(
     if mask:
         _console().print(f"recovered {res['n']} occluded examples: MSE "
                          f"{res['recovery_mse']:.5f} on missing entries, {res['mse']:.5f} on "
-                         f"observed ({units}); grid: [bold]{out}/grid.*[/]")
+                         f"observed ({units}); grid: [bold]{_shown(out)}/grid.*[/]")
     else:
         _console().print(f"reconstructed {res['n']} examples, per-element MSE "
-                         f"{res['mse']:.5f} ({units}); grid: [bold]{out}/grid.*[/]")
+                         f"{res['mse']:.5f} ({units}); grid: [bold]{_shown(out)}/grid.*[/]")
 
 
 @app.command()
@@ -182,7 +191,7 @@ def interpolate(
                                         infer_steps=infer_steps, sampler=sampler, mode=mode)
     trained.save_interpolation(table, out, fmt=fmt)
     _console().print(f"interpolated {len(table)} pairs in {steps} steps ({mode}); grid: "
-                     f"[bold]{out}/grid.*[/]")
+                     f"[bold]{_shown(out)}/grid.*[/]")
 
 
 @app.command()
@@ -234,7 +243,7 @@ def report(
     trained = latentgen.load_run(run, device)
     path = build_report(trained, test=test_data, negative=negative_data, steps=infer_steps,
                         out=out)
-    _console().print(f"report: [bold]{path}[/] (self-contained; open it in a browser)")
+    _console().print(f"report: [bold]{_shown(path)}[/] (self-contained; open it in a browser)")
 
 
 def prepare(
@@ -259,10 +268,11 @@ def prepare(
     if as_json:
         print(json.dumps(result))
         return
-    _console().print(f"wrote [bold]{result['file']}[/] ({result['examples']} {modality} "
+    _console().print(f"wrote [bold]{_shown(result['file'])}[/] ({result['examples']} "
+                     f"{_shown(modality)} "
                      f"examples, shape {'x'.join(map(str, result['shape'][1:]))}, "
                      f"{result['dtype']}, {result['bytes'] / 2**20:.1f} MiB) and "
-                     f"{result['sidecar']} in {result['seconds']:.1f} s")
+                     f"{_shown(result['sidecar'])} in {result['seconds']:.1f} s")
 
 
 @app.command()
@@ -339,16 +349,31 @@ def main(argv: list[str] | None = None) -> None:
     try:
         build_command(light=_light(args)).main(args=args, prog_name="latentgen")
     except UserError as exc:
-        from rich.console import Console
-        from rich.markup import escape
+        _fail(str(exc))
+    except OSError as exc:
+        from latentgen.runtime.files import write_error
 
-        from latentgen.runtime.distributed import environment_world
-
-        rank, world, _ = environment_world() if "WORLD_SIZE" in os.environ else (0, 1, 0)
-        where = f" (rank {rank})" if world > 1 else ""
-        Console(stderr=True).print(f"[red]error{where}:[/] {escape(str(exc))}", highlight=False,
-                                   soft_wrap=True)
-        sys.exit(2)
+        told = write_error(exc, exc.filename or "a file")
+        if not isinstance(told, UserError):
+            raise
+        _fail(str(told))
+    except MemoryError:
+        _fail("out of memory; use a smaller --batch-size (or --n), or pack large data with "
+              "`latentgen prepare` so it is read a batch at a time")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _fail(message: str) -> None:
+    """One line on stderr (literally: user text is never read as markup) and exit code 2."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from latentgen.runtime.distributed import environment_world
+
+    rank, world, _ = environment_world() if "WORLD_SIZE" in os.environ else (0, 1, 0)
+    where = f" (rank {rank})" if world > 1 else ""
+    Console(stderr=True, emoji=False).print(f"[red]error{where}:[/] {escape(message)}",
+                                            highlight=False, soft_wrap=True)
+    sys.exit(2)

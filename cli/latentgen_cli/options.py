@@ -6,6 +6,10 @@ Typer builds options from a function's signature, so a command is wrapped in a f
 signature is the original one plus one keyword parameter per generated option. Generated
 options default to None ("not given"): ``latentgen.train`` then resolves the value exactly as
 it does for a Python caller.
+
+The CLI declares the names and flags it owns (``reserve``) before the registry is built, so
+that a modality whose option would take one is refused when it registers instead of breaking
+these commands for every modality.
 """
 
 from __future__ import annotations
@@ -14,14 +18,19 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 
+if TYPE_CHECKING:
+    from latentgen.plugins.registry import Registry
+
 SETTING = "setting__"
 MODOPT = "modopt__"
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+#: the flags of the generated commands' own options and of the root: no modality option may
+#: take them (tests/test_plugin_isolation.py checks the list against the commands)
+COMMAND_FLAGS = ("--out", "--config", "--resume", "--repeats", "--json", "--help", "--version")
 
 
 def _setting_param(s: Any, default: Any, help_default: str) -> inspect.Parameter:
@@ -36,16 +45,33 @@ def _setting_param(s: Any, default: Any, help_default: str) -> inspect.Parameter
                              annotation=kind | None)
 
 
+@functools.cache
+def _reserve() -> None:
+    """Tell the registry, once, which names and flags the generated commands already have."""
+    from latentgen.plugins.registry import reserve
+    from latentgen.training.resolve import reserve_settings
+
+    reserve_settings()
+    reserve({}, COMMAND_FLAGS)
+
+
+def registry() -> Registry:
+    """The plugin registry, built with the CLI's names and flags reserved."""
+    from latentgen.plugins.registry import get_registry
+
+    _reserve()
+    return get_registry()
+
+
 def settings_params(names: list[str] | None = None, defaults: dict[str, Any] | None = None
                     ) -> list[inspect.Parameter]:
     """One option per training setting (``names``: a subset, in schema order). With
     ``defaults`` (a command's own, e.g. the bench's), the options carry those values;
     otherwise they are None, and the help names the schema default and the modalities' own."""
-    from latentgen.plugins.registry import get_registry
     from latentgen.training.config import SETTINGS
     from latentgen.training.settings import describe_default
 
-    modalities = get_registry().modalities.values()
+    modalities = registry().modalities.values()
     params = []
     for s in SETTINGS.values():
         if names is not None and s.name not in names:
@@ -64,19 +90,19 @@ def settings_params(names: list[str] | None = None, defaults: dict[str, Any] | N
 
 def modality_params() -> list[inspect.Parameter]:
     """One option per modality option of every registered modality (shared by name)."""
-    from latentgen.plugins.options import option_flag
-    from latentgen.plugins.registry import get_registry
+    from latentgen.plugins.options import option_flag, option_flags, option_type
 
+    # the registry admits only options that are the same wherever they share a flag
     seen: dict[str, dict[str, Any]] = {}
-    for modality in get_registry().modalities.values():
+    for modality in registry().modalities.values():
         for f in dataclasses.fields(modality.Options):
             entry = seen.setdefault(option_flag(f), {"field": f, "names": []})
             entry["names"].append(f"{modality.name}: {f.default}")
     params = []
-    for flag, entry in sorted(seen.items()):
+    for entry in (seen[flag] for flag in sorted(seen)):
         f = entry["field"]
-        base = _TYPES.get(str(f.type).split(" ")[0], str)
-        decl = f"{flag}/--no-{flag[2:]}" if base is bool else flag
+        base = option_type(f) or str
+        decl = "/".join(option_flags(f))
         info = typer.Option(None, decl, rich_help_panel="Modality options", show_default=False,
                             help=escape(f"{f.metadata.get('help', '')} "
                                         f"(default {'; '.join(entry['names'])})"))

@@ -49,13 +49,14 @@ def evaluation_table(console: Console, trained: Any, result: dict[str, Any], set
 def plugins_table(console: Console, as_json: bool) -> None:
     from dataclasses import asdict
 
-    from latentgen.plugins.registry import get_registry
+    from rich.markup import escape
 
-    reg = get_registry()
+    from .options import registry
+
+    # only what the registry recorded: a plugin's own attributes could raise or change
+    reg = registry()
     if as_json:
-        described = {name: m.description for name, m in reg.modalities.items()}
-        print(json.dumps([{**asdict(p), "descriptions": {m: described[m] for m in p.modalities}}
-                          for p in reg.plugins.values()]))
+        print(json.dumps([asdict(p) for p in reg.plugins.values()]))
         return
     table = Table(title="latentgen plugins")
     for col in ("plugin", "version", "modalities", "priors", "samplers", "observers",
@@ -63,16 +64,18 @@ def plugins_table(console: Console, as_json: bool) -> None:
         table.add_column(col)
     for p in reg.plugins.values():
         status = "[red]failed[/]" if p.error else "[green]ok[/]"
-        table.add_row(p.name, p.version, ", ".join(p.modalities), ", ".join(p.priors),
-                      ", ".join(p.samplers), ", ".join(p.observers), status)
+        cells = [p.name, p.version, *(", ".join(getattr(p, kind)) for kind in
+                                      ("modalities", "priors", "samplers", "observers"))]
+        table.add_row(*map(escape, cells), status)  # plugins' texts are not markup
     console.print(table)
-    for name, modality in sorted(reg.modalities.items()):
-        console.print(f"[bold]{name}[/]: {modality.description or '(no description)'}",
+    described = sorted(item for p in reg.plugins.values() for item in p.descriptions.items())
+    for name, text in described:
+        console.print(f"[bold]{escape(name)}[/]: {escape(text or '(no description)')}",
                       highlight=False, soft_wrap=True)
     for p in reg.plugins.values():
         if p.error:  # in full, below the table, where nothing truncates it
-            console.print(f"[red]{p.name}[/]: {p.error} (skipped)", highlight=False,
-                          soft_wrap=True)
+            console.print(f"[red]{escape(p.name)}[/]: {escape(p.error)} (skipped)",
+                          highlight=False, soft_wrap=True)
 
 
 def bench_table(console: Console, result: dict[str, Any]) -> None:

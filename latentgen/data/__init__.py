@@ -11,6 +11,9 @@ _EXPORTS = {
     "cut_clips": "latentgen.data.clips",
     "Examples": "latentgen.data.examples",
     "allocate": "latentgen.data.examples",
+    "require_finite": "latentgen.data.examples",
+    "MAX_PICTURE_PIXELS": "latentgen.data.pixels",
+    "open_picture": "latentgen.data.pixels",
     "check_picture_size": "latentgen.data.pixels",
     "decode_uint8": "latentgen.data.pixels",
     "doubling_plan": "latentgen.data.pixels",
@@ -24,12 +27,14 @@ __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 if TYPE_CHECKING:
     from latentgen.data.clips import cut_clips
-    from latentgen.data.examples import Examples, allocate
+    from latentgen.data.examples import Examples, allocate, require_finite
     from latentgen.data.pixels import (
+        MAX_PICTURE_PIXELS,
         check_picture_size,
         decode_uint8,
         doubling_plan,
         encode_uint8,
+        open_picture,
         picture_size_plan,
         pictures_from_array,
         read_array,

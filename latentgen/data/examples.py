@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from latentgen.errors import UserError
+
 #: where ``allocate`` puts arrays (``latentgen prepare`` points it at its output file)
 _ALLOCATOR: ContextVar[Callable[[tuple[int, ...], Any], np.ndarray] | None] = ContextVar(
     "latentgen_allocator", default=None)
@@ -33,6 +35,22 @@ def allocating_with(factory: Callable[[tuple[int, ...], Any], np.ndarray]) -> It
         _ALLOCATOR.reset(token)
 
 
+def require_finite(values: np.ndarray | Tensor, source: str) -> None:
+    """Raise ``UserError`` naming ``source`` when float ``values`` hold NaN or infinity (which
+    slip past range checks: NaN compares false with every bound)."""
+    if isinstance(values, np.ndarray):
+        if not np.issubdtype(values.dtype, np.floating):
+            return
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    else:
+        if not values.is_floating_point():
+            return
+        bad = int(values.numel() - torch.isfinite(values).sum())
+    if bad:
+        raise UserError(f"{source} holds {bad} NaN or infinite value{'s' if bad > 1 else ''}; "
+                        "replace them (or drop those examples) and try again")
+
+
 class Examples:
     """A dataset of N examples stored compactly (e.g. uint8) and decoded per batch.
 
@@ -44,6 +62,8 @@ class Examples:
                  names: list[str] | None = None, streamed: bool = False) -> None:
         if storage.shape[0] == 0:
             raise ValueError("no examples")
+        if isinstance(storage, Tensor):  # streamed rows were checked when they were packed
+            require_finite(storage, source)
         self.storage = storage
         self.decode = decode
         self.source = source

@@ -6,12 +6,17 @@ of its tanh output.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 
+from latentgen.data.examples import require_finite
 from latentgen.errors import UserError
 
 
@@ -52,6 +57,34 @@ def fit_square(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
     return x[..., top:top + size, left:left + size]
 
 
+#: pictures declaring more pixels than this are refused before they are decoded (PIL's own
+#: limit for decompression bombs; a 50-megapixel photograph is well within it)
+MAX_PICTURE_PIXELS = 89_478_485
+
+
+@contextmanager
+def open_picture(path: Path, what: str = "image") -> Iterator[Image.Image]:
+    """``PIL.Image.open`` for data files: a file PIL cannot read, or one that declares more
+    than ``MAX_PICTURE_PIXELS`` pixels (a decompression bomb), is a ``UserError`` naming it,
+    raised before any pixel is decoded. ``what`` names the file in messages (image, frame)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"{what} {path} declares too many pixels (more than "
+                        f"{MAX_PICTURE_PIXELS:,}); shrink it or remove it") from None
+    except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
+        raise UserError(f"cannot read {what} {path} ({exc}); remove or replace the "
+                        "file") from None
+    with img:
+        w, h = img.size
+        if w * h > MAX_PICTURE_PIXELS:
+            raise UserError(f"{what} {path} declares {w} x {h} pixels (more than "
+                            f"{MAX_PICTURE_PIXELS:,}); shrink it or remove it")
+        yield img
+
+
 def read_array(path: Path, keys: tuple[str, ...] = ("images", "videos", "x", "data", "arr_0")
                ) -> np.ndarray:
     """A .npy array, or from a .npz the first of ``keys`` present (or its only array)."""
@@ -86,6 +119,7 @@ def pictures_from_array(arr: np.ndarray, size: int, channels: int, source: str,
     if arr.dtype == np.uint8:
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()
     elif np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer):
+        require_finite(arr, source)
         x = torch.from_numpy(arr.astype(np.float32)).permute(0, 3, 1, 2)
         lo, hi = float(x.min()), float(x.max())
         if lo < 0 or hi > 255:

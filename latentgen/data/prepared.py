@@ -30,7 +30,7 @@ import torch
 from latentgen.data.examples import Examples, allocating_with
 from latentgen.data.rowfile import RowFile
 from latentgen.errors import UserError
-from latentgen.runtime.files import atomic_write
+from latentgen.runtime.files import atomic_write, reserve, temporary_name, write_error
 
 FORMAT = "latentgen-prepared"
 VERSION = 1
@@ -154,13 +154,15 @@ def prepare(model: Any, source: str | None, out: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create its folder ({exc.strerror}); give a "
                         "path in a writable folder") from None
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = out.with_name(temporary_name(out))
     mapped: list[np.memmap] = []
 
     def into_file(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         if mapped:  # only the first (the dataset's storage) goes to the file
             return np.empty(shape, dtype)
-        mapped.append(np.memmap(tmp, dtype=dtype, mode="w+", shape=shape))
+        np.memmap(tmp, dtype=dtype, mode="w+", shape=shape).flush()  # created sparse
+        reserve(tmp)  # a full disk fails here, not as a crash at a write through the map
+        mapped.append(np.memmap(tmp, dtype=dtype, mode="r+", shape=shape))
         return mapped[0]
 
     start = time.perf_counter()
@@ -176,6 +178,8 @@ def prepare(model: Any, source: str | None, out: str | Path) -> dict[str, Any]:
             mapped.clear()
             array.tofile(tmp)
         os.replace(tmp, out)
+    except OSError as exc:
+        raise write_error(exc, out) from None
     finally:
         mapped.clear()
         if tmp.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +13,8 @@ from torch import Tensor
 from latentgen.data.examples import Examples
 from latentgen.errors import UserError
 from latentgen.model.generator import Generator
-from latentgen.plugins.options import option_flag, value_fits
+from latentgen.plugins.options import check_options, option_flag, value_fits
+from latentgen.runtime.files import staged_files, unstaged
 
 
 class Modality(ABC):
@@ -121,24 +123,59 @@ class Modality(ABC):
     def save_examples(self, x: Tensor, out_dir: Path, prefix: str, opts: Any, start: int = 0,
                       fmt: str | None = None) -> list[Path]:
         """What the core calls: ``write_examples``, with ``fmt`` for modalities that declare
-        ``formats`` (so plugins with a single format need not accept it)."""
+        ``formats`` (so plugins with a single format need not accept it). The files appear
+        in ``out_dir`` whole, or not at all."""
         self.check_format(fmt)
-        if self.formats:
-            return self.write_examples(x, out_dir, prefix, opts, start=start,  # type: ignore[call-arg]
-                                       fmt=(fmt or self.formats[0]).lower())
-        return self.write_examples(x, out_dir, prefix, opts, start=start)
+        extra = {"fmt": (fmt or self.formats[0]).lower()} if self.formats else {}
+        # written in a private folder first: a full disk never leaves a truncated file
+        with staged_files(Path(out_dir)) as stage:
+            files = self.write_examples(x, stage, prefix, opts, start=start, **extra)
+        return unstaged(files, stage, Path(out_dir))
 
     def save_grid(self, table: Tensor, path: Path, opts: Any, fmt: str | None = None
                   ) -> list[Path]:
         """What the core calls: ``write_grid``, with ``fmt`` as in ``save_examples``."""
         self.check_format(fmt)
-        if self.formats:
-            # a modality that declares formats takes fmt= (the base signature leaves it out)
-            return self.write_grid(table, path, opts,  # type: ignore[call-arg]
-                                   fmt=(fmt or self.formats[0]).lower())
-        return self.write_grid(table, path, opts)
+        # a modality that declares formats takes fmt= (the base signature leaves it out)
+        extra = {"fmt": (fmt or self.formats[0]).lower()} if self.formats else {}
+        path = Path(path)
+        with staged_files(path.parent) as stage:
+            files = self.write_grid(table, stage / path.name, opts, **extra)
+        return unstaged(files, stage, path.parent)
 
     @abstractmethod
     def read_examples(self, paths: list[Path], opts: Any) -> Tensor:
         """Read the examples back from the files ``write_examples`` returned (the writer
         round-trip test); files that only illustrate (e.g. spectrograms) are skipped."""
+
+
+def check_declaration(modality: Modality) -> None:
+    """Raise ValueError (one line) unless the class attributes latentgen reads of a modality
+    (``latentgen plugins``, the CLI, resolving settings) are well formed, so that a malformed
+    one is refused when it registers instead of failing later in every command."""
+    if not isinstance(modality.description, str):
+        raise ValueError("description must be a str, got "
+                         f"{type(modality.description).__name__}")
+    formats = modality.formats
+    if not (isinstance(formats, tuple) and all(isinstance(f, str) for f in formats)):
+        raise ValueError(f"formats must be a tuple of str, got {type(formats).__name__}")
+    defaults = modality.train_defaults
+    if not (isinstance(defaults, dict) and all(isinstance(k, str) for k in defaults)):
+        raise ValueError("train_defaults must be a dict of setting names to values")
+    check_options(getattr(modality, "Options", None))
+
+
+def check_train_defaults(defaults: Mapping[str, Any],
+                         settings: Mapping[str, Callable[[Any], object]]) -> None:
+    """Raise ValueError unless ``defaults`` sets only ``settings`` (name -> check of a value,
+    raising UserError), each to a value its check takes. With no settings declared (the CLI
+    declares them, ``registry.reserve``), a run checks them when it resolves its settings."""
+    if not settings:
+        return
+    for name, value in defaults.items():
+        if name not in settings:
+            raise ValueError(f"train_defaults names {name!r}, which is not a training setting")
+        try:
+            settings[name](value)
+        except UserError as exc:
+            raise ValueError(f"train_defaults: {exc}") from None

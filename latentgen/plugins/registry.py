@@ -1,15 +1,36 @@
-"""Plugin discovery and the registry of modalities, priors and samplers.
+"""Plugin discovery and the registry of modalities, priors, samplers and observers.
 
 Plugins are found once, lazily, through the ``latentgen`` entry-point group (built-in modalities
-use it too). A plugin that fails to import or to register is recorded and skipped, never fatal.
-``LATENTGEN_PLUGINS=name1,name2`` restricts which entry points load (empty: none).
+use it too); ``LATENTGEN_PLUGINS=name1,name2`` restricts which entry points load (empty: none).
+The rules:
+
+* Built-ins first, never replaced. The core's own plugin (``latentgen.plugins.builtin``) and
+  the entry points of the latentgen distribution register before any other, whatever order
+  the entry points are found in; then third-party entry points by name, then in-process
+  plugins (``register_plugin``) in the order they were added. A name is never taken twice, so
+  what a built-in registers stays the built-in's.
+* A plugin is registered whole or not at all. One that fails to import or to register, whose
+  hook raises or returns something, or that registers something refused (a name already
+  taken, a malformed modality, an option that clashes) keeps nothing it registered and is
+  listed with a one-line error by ``latentgen plugins``. Refusals count even when the plugin
+  catches them.
+* Isolation: every exception a plugin raises counts, SystemExit and other BaseExceptions
+  included, so that a broken plugin never takes a command down; only KeyboardInterrupt (and
+  GeneratorExit) pass, so Ctrl-C still stops the program.
+* Checked on the way in: what latentgen reads of a registration later (a modality's
+  declarations and options, a factory being callable) is checked when it registers. Options
+  are shared by modalities only when name, flag and type agree, and may not take what the
+  layers above declare with ``reserve`` (the training settings' names, the CLI's flags).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata as metadata
 import os
-from collections.abc import Callable
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +38,8 @@ import pluggy
 
 from latentgen.errors import UserError
 from latentgen.plugins import hookspecs
-from latentgen.plugins.modality import Modality
+from latentgen.plugins.modality import Modality, check_declaration, check_train_defaults
+from latentgen.plugins.options import check_reserved, check_shared
 
 ENV_VAR = "LATENTGEN_PLUGINS"
 GROUP = "latentgen"
@@ -25,6 +47,14 @@ CORE_PLUGIN = "latentgen"
 #: observers the trainer itself provides (``latentgen.training.observers``); plugins may not
 #: take these names
 BUILTIN_OBSERVERS = ("tensorboard",)
+#: hook -> the kind it registers, in the order a plugin's hooks run (modalities last: they
+#: are checked the most)
+HOOKS = {"register_priors": "priors", "register_samplers": "samplers",
+         "register_observers": "observers", "register_modalities": "modalities"}
+SINGULAR = {"modalities": "modality", "priors": "prior", "samplers": "sampler",
+            "observers": "observer"}
+#: exceptions a plugin may raise through latentgen: the user's Ctrl-C, a generator's close
+PASS_THROUGH = (KeyboardInterrupt, GeneratorExit)
 
 
 @dataclass
@@ -36,6 +66,8 @@ class PluginInfo:
     samplers: list[str] = field(default_factory=list)
     observers: list[str] = field(default_factory=list)
     error: str | None = None
+    #: each modality's description, read once when it registered
+    descriptions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,6 +79,8 @@ class Registry:
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     #: which plugin registered each modality
     owners: dict[str, str] = field(default_factory=dict)
+    #: the built-in plugins, by name
+    builtin: set[str] = field(default_factory=set)
 
     def modality(self, name: str) -> Modality:
         if name not in self.modalities:
@@ -72,8 +106,38 @@ class Registry:
         return self.observers[name]
 
 
+@dataclass(frozen=True)
+class Reserved:
+    """What the layers above the plugins own, declared with ``reserve``: the training settings
+    (name -> check of a value, raising UserError) and the command-line flags."""
+
+    settings: Mapping[str, Callable[[Any], object]] = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()
+
+
+class Refused(ValueError):
+    """A registration latentgen refuses; the text is the plugin's one-line error."""
+
+
+@dataclass
+class _Candidate:
+    """A plugin to load: from an entry point, the core or ``register_plugin``."""
+
+    name: str
+    version: str
+    load: Callable[[], object]
+    builtin: bool
+    #: where it comes from, as `latentgen plugins` names a rival: the entry point's module
+    origin: str
+    #: the same entry point found twice (e.g. an editable install) is one plugin; another
+    #: plugin of that name is a rival
+    identity: object
+    in_process: bool = False
+
+
 _registry: Registry | None = None
 _extra: list[tuple[str, object]] = []
+_reserved = Reserved()
 
 
 def get_registry() -> Registry:
@@ -100,6 +164,21 @@ def reset() -> None:
     _registry = None
 
 
+def reserve(settings: Mapping[str, Callable[[Any], object]], flags: Iterable[str]) -> None:
+    """Declare what no modality may take: training settings (name -> check of a value, raising
+    UserError), which ``train_defaults`` may set and no option may be named like, and the
+    flags of the commands that make a flag of every option. Declarations add up (the training
+    layer declares the settings, the CLI its flags too); when one adds something, the registry
+    is built anew."""
+    global _reserved
+    new_names = set(settings) - set(_reserved.settings)
+    new_flags = set(flags) - _reserved.flags
+    if not new_names and not new_flags:
+        return
+    _reserved = Reserved({**settings, **_reserved.settings}, _reserved.flags | new_flags)
+    reset()
+
+
 def _allowed() -> set[str] | None:
     raw = os.environ.get(ENV_VAR)
     if raw is None:
@@ -108,81 +187,200 @@ def _allowed() -> set[str] | None:
 
 
 def _build() -> Registry:
-    from latentgen.plugins import builtin as default_plugins
-
     reg = Registry()
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    pm.register(default_plugins, name=CORE_PLUGIN)
-    reg.plugins[CORE_PLUGIN] = PluginInfo(CORE_PLUGIN, _version("latentgen"))
+    loaded: dict[str, object] = {}  # plugin name -> identity
+    for candidate in _candidates():
+        if candidate.name in loaded and loaded[candidate.name] == candidate.identity:
+            continue  # the same entry point found twice
+        info = PluginInfo(candidate.name, candidate.version)
+        if candidate.name in loaded and not _stands_in(reg, pm, candidate):
+            _rival(reg, info, candidate)
+            continue
+        loaded[candidate.name] = candidate.identity
+        reg.plugins.pop(info.name, None)
+        reg.plugins[info.name] = info
+        if candidate.builtin:
+            reg.builtin.add(info.name)
+        _load(pm, info, candidate)
+    impls: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+    for hook in HOOKS:
+        for impl in getattr(pm.hook, hook).get_hookimpls():
+            impls[impl.plugin_name].append((hook, impl))
+    for info in list(reg.plugins.values()):  # in the order of _candidates
+        if info.error is None:
+            _run_hooks(reg, info, impls[info.name])
+    return reg
+
+
+def _candidates() -> list[_Candidate]:
+    """Every plugin to load, built-ins first (the core's own, then latentgen's entry points),
+    then third-party entry points by name, then in-process plugins as they were added."""
+    from latentgen.plugins import builtin
 
     allowed = _allowed()
-    for ep in metadata.entry_points(group=GROUP):
-        if allowed is not None and ep.name not in allowed:
-            continue
-        dist = ep.dist.version if ep.dist is not None else "?"
-        info = reg.plugins.setdefault(ep.name, PluginInfo(ep.name, dist))
-        if info.error is None and pm.has_plugin(ep.name):
-            continue  # the same entry point seen twice (e.g. an editable install)
-        try:
-            pm.register(ep.load(), name=ep.name)
-        except Exception as exc:
-            info.error = f"import failed: {type(exc).__name__}: {exc}"
-    for name, plugin in _extra:
-        reg.plugins[name] = PluginInfo(name, getattr(plugin, "__version__", "in-process"))
-        try:
-            pm.register(plugin, name=name)
-        except Exception as exc:
-            reg.plugins[name].error = f"register failed: {type(exc).__name__}: {exc}"
+    found = [_Candidate(ep.name, ep.dist.version if ep.dist is not None else "?", ep.load,
+                        _is_builtin(ep), ep.value, ep.value)
+             for ep in metadata.entry_points(group=GROUP)
+             if allowed is None or ep.name in allowed]
+    found.sort(key=lambda c: (not c.builtin, c.name, c.origin))
+    extra = [_Candidate(name, getattr(plugin, "__version__", "in-process"),
+                        _given(plugin), False, "in-process", id(plugin), True)
+             for name, plugin in _extra]
+    core = _Candidate(CORE_PLUGIN, _version("latentgen"), _given(builtin), True,
+                      builtin.__name__, builtin.__name__)
+    return [core, *found, *extra]
 
-    for hook, kind in [("register_priors", "priors"), ("register_samplers", "samplers"),
-                       ("register_observers", "observers"),
-                       ("register_modalities", "modalities")]:
-        for impl in getattr(pm.hook, hook).get_hookimpls():
-            info = reg.plugins[impl.plugin_name]
-            if info.error:
-                continue
-            try:
-                impl.function(register=_registrar(reg, info, kind))
-            except Exception as exc:
-                info.error = f"{hook} failed: {type(exc).__name__}: {exc}"
-                _drop(reg, info)
-    return reg
+
+def _given(plugin: object) -> Callable[[], object]:
+    return lambda: plugin
+
+
+def _is_builtin(ep: metadata.EntryPoint) -> bool:
+    name = ep.dist.name if ep.dist is not None else ""
+    return re.sub(r"[-_.]+", "-", name).lower() == "latentgen"
+
+
+def _stands_in(reg: Registry, pm: pluggy.PluginManager, candidate: _Candidate) -> bool:
+    """Whether an in-process plugin takes the name of an installed third-party one that failed
+    to load (a plugin's own tests register it in-process when the installed copy is broken)."""
+    held = reg.plugins[candidate.name]
+    return (candidate.in_process and held.name not in reg.builtin and held.error is not None
+            and not pm.has_plugin(held.name))
+
+
+def _rival(reg: Registry, info: PluginInfo, candidate: _Candidate) -> None:
+    """List (not load) a plugin named like one already loaded, under its name and origin."""
+    holder = "built into latentgen" if candidate.name in reg.builtin else "taken"
+    info.name = f"{candidate.name} ({candidate.origin})"
+    info.error = f"plugin name '{candidate.name}' is {holder}; rename it"
+    reg.plugins.setdefault(info.name, info)
+
+
+def _load(pm: pluggy.PluginManager, info: PluginInfo, candidate: _Candidate) -> None:
+    try:
+        plugin = candidate.load()
+    except PASS_THROUGH:
+        raise
+    except BaseException as exc:  # SystemExit too: a plugin never ends the program
+        info.error = f"import failed: {_describe(exc)}"
+        return
+    try:
+        pm.register(plugin, name=info.name)
+    except PASS_THROUGH:
+        raise
+    except BaseException as exc:
+        info.error = f"register failed: {_describe(exc)}"
+
+
+def _run_hooks(reg: Registry, info: PluginInfo, impls: list[tuple[str, Any]]) -> None:
+    """Run one plugin's hooks; on any failure or refusal, drop what it registered."""
+    for hook, impl in impls:
+        register = _registrar(reg, info, HOOKS[hook])
+        try:
+            # a hook may leave out the argument (pluggy allows it)
+            returned = impl.function(**({"register": register} if "register" in impl.argnames
+                                        else {}))
+        except PASS_THROUGH:
+            raise
+        except BaseException as exc:
+            returned = None
+            info.error = info.error or f"{hook} failed: {_describe(exc)}"
+        if returned is not None:
+            info.error = info.error or (f"{hook} returned a {type(returned).__name__}; a "
+                                        "hook returns nothing and calls register(...) for "
+                                        "each one")
+        if info.error:
+            _drop(reg, info)
+            return
 
 
 def _registrar(reg: Registry, info: PluginInfo, kind: str) -> Callable[..., None]:
     def register(*args: Any) -> None:
-        if kind == "modalities":
-            (modality,) = args
-            if not isinstance(modality, Modality):
-                raise TypeError(f"register() takes a latentgen.Modality, got {type(modality)}")
-            name = modality.name
-            table: dict[str, Any] = reg.modalities
-            value: Any = modality
-        else:
-            name, value = args
-            table = getattr(reg, kind)
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"invalid {kind[:-1]} name {name!r}")
-        if kind == "observers" and name in BUILTIN_OBSERVERS:
-            raise ValueError(f"observer '{name}' is built into latentgen")
-        if name in table:
-            owner = reg.owners.get(f"{kind}:{name}", "?")
-            raise ValueError(f"{kind[:-1]} '{name}' is already registered by plugin '{owner}'")
-        table[name] = value
+        try:
+            name, value = _checked(reg, kind, args)
+            if isinstance(value, Modality):
+                info.descriptions[name] = value.description
+        except PASS_THROUGH:
+            raise
+        except BaseException as exc:
+            # recorded here, so that a plugin catching the error is refused all the same
+            info.error = info.error or (str(exc) if isinstance(exc, Refused)
+                                        else f"register() failed: {_describe(exc)}")
+            raise
+        getattr(reg, kind)[name] = value
         reg.owners[f"{kind}:{name}"] = info.name
         getattr(info, kind).append(name)
 
     return register
 
 
+def _checked(reg: Registry, kind: str, args: tuple[Any, ...]) -> tuple[str, Any]:
+    """The name and value of a registration (``register``'s arguments), or Refused."""
+    if kind == "modalities":
+        if len(args) != 1 or not isinstance(args[0], Modality):
+            got = ", ".join(type(a).__name__ for a in args) or "nothing"
+            raise Refused(f"register() takes one latentgen.Modality, got {got}")
+        name, value = getattr(args[0], "name", None), args[0]
+    elif len(args) != 2:
+        raise Refused(f"register() takes a name and a factory, got {len(args)} arguments")
+    else:
+        name, value = args
+    what = SINGULAR[kind]
+    if not isinstance(name, str) or not name.isidentifier():
+        raise Refused(f"invalid {what} name {name!r}; use a Python identifier")
+    _check_free(reg, kind, name)
+    if kind != "modalities" and not callable(value):
+        raise Refused(f"{what} '{name}' must be callable, got {type(value).__name__}")
+    if kind == "modalities":
+        try:
+            _check_modality(reg, value)
+        except ValueError as exc:
+            raise Refused(f"modality '{name}': {exc}") from None
+    return name, value
+
+
+def _check_free(reg: Registry, kind: str, name: str) -> None:
+    what = SINGULAR[kind]
+    if kind == "observers" and name in BUILTIN_OBSERVERS:
+        raise Refused(f"observer '{name}' is built into latentgen; rename it")
+    owner = reg.owners.get(f"{kind}:{name}")
+    if owner in reg.builtin:
+        raise Refused(f"{what} '{name}' is built into latentgen (already registered by plugin "
+                      f"'{owner}'); rename it")
+    if owner is not None:
+        raise Refused(f"{what} '{name}' is already registered by plugin '{owner}'; rename it")
+
+
+def _check_modality(reg: Registry, modality: Modality) -> None:
+    """Raise ValueError unless the modality is well formed and its options and train_defaults
+    fit latentgen's and those of the modalities already registered."""
+    check_declaration(modality)
+    others = [(m.name, m.Options) for m in reg.modalities.values()]
+    for f in dataclasses.fields(modality.Options):
+        check_reserved(f, _reserved.settings, _reserved.flags)
+        check_shared(f, others)
+    check_train_defaults(modality.train_defaults, _reserved.settings)
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception in one line: ``SystemExit: 3``."""
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # a plugin's exception whose str() fails
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _drop(reg: Registry, info: PluginInfo) -> None:
-    """Remove what a plugin registered before its hook failed: all of it or nothing."""
-    for kind in ("modalities", "priors", "samplers", "observers"):
+    """Remove what a plugin registered before it failed: all of it or nothing."""
+    for kind in SINGULAR:
         for name in getattr(info, kind):
             getattr(reg, kind).pop(name, None)
             reg.owners.pop(f"{kind}:{name}", None)
         getattr(info, kind).clear()
+    info.descriptions.clear()
 
 
 def owner_of(modality: str) -> PluginInfo:

@@ -26,6 +26,7 @@ from torch import Tensor
 from latentgen.data.rowfile import RowFile
 from latentgen.model.priors import Prior
 from latentgen.runtime.distributed import Shard
+from latentgen.runtime.files import reserve, write_error
 from latentgen.runtime.seeding import derived_generator
 
 #: rows gathered or copied at a time (bounds the memory those steps take)
@@ -78,7 +79,12 @@ class LatentBank:
             return cls(torch.empty(shape, device=device), n, shard)
         disk_path.parent.mkdir(parents=True, exist_ok=True)
         # a .npy file (numpy.load(..., mmap_mode="r") maps it), created sparse
-        np.lib.format.open_memmap(disk_path, mode="w+", dtype=np.float32, shape=shape).flush()
+        try:
+            np.lib.format.open_memmap(disk_path, mode="w+", dtype=np.float32,
+                                      shape=shape).flush()
+        except OSError as exc:
+            raise write_error(exc, disk_path) from None
+        reserve(disk_path)
         return open_disk_bank(disk_path, n, shard)
 
     def _put_chunk(self, c0: int, z: Tensor) -> None:

@@ -23,6 +23,8 @@ from latentgen.runtime.speed import Precision
 from latentgen.training.settings import Setting, schema, setting
 
 Device = str  # auto, cpu, cuda or cuda:N (checked in ``validate``)
+#: the largest seed: TOML integers (config.toml) are signed 64-bit
+SEED_MAX = 2**63 - 1
 
 
 @dataclass(init=False)
@@ -55,8 +57,9 @@ class TrainConfig:
     reinit_chains: bool = setting(False, "Restart chains from the prior every iteration "
                                   "(short-run) instead of persisting them.",
                                   off_flag="--persistent-chains")
-    seed: int = setting(0, "Random seed (initial weights, latents, noise, epoch order).",
-                        panel="Data and run")
+    seed: int = setting(0, "Random seed (initial weights, latents, noise, epoch order), 0 to "
+                        "2^63 - 1.",
+                        minimum=0, maximum=SEED_MAX, panel="Data and run")
     device: Device = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N.",
                              panel="Data and run", resumable=True)
     precision: Precision = setting(
@@ -169,6 +172,17 @@ SETTINGS: dict[str, Setting] = schema(TrainConfig)
 RESUMABLE = tuple(name for name, s in SETTINGS.items() if s.resumable)
 
 
+def setting_flags() -> set[str]:
+    """Every flag of the settings, a bool's off flag included (``--compile``, ``--no-compile``)."""
+    return {flag for s in SETTINGS.values() for flag in s.flags.split("/")}
+
+
+def learned_settings(config: TrainConfig) -> dict[str, Any]:
+    """The settings that decide what a run learns (all but ``RESUMABLE``), as plain values:
+    recorded in each checkpoint, so that ``--resume`` can refuse a config.toml edited since."""
+    return {k: v for k, v in config.to_dict().items() if k not in RESUMABLE}
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
@@ -181,3 +195,6 @@ def read_toml(path: Path) -> dict[str, Any]:
                         "file") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"config file {path} is not valid TOML ({exc}); fix the file") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it "
+                        "as UTF-8 TOML") from None

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from latentgen.errors import UserError
+from latentgen.runtime.files import atomic_write, write_error
 
 if TYPE_CHECKING:
     import torch
@@ -123,20 +124,42 @@ class JSONLines(Observer):
         self.fh: Any = None
 
     def _write(self, record: dict[str, Any]) -> None:
-        if self.fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fh = open(self.path, self.mode, encoding="utf-8")
         clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
                  for k, v in record.items()}
-        self.fh.write(json.dumps(clean) + "\n")
-        self.fh.flush()
+        try:
+            if self.fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.fh = open(self.path, self.mode, encoding="utf-8")
+            self.fh.write(json.dumps(clean) + "\n")
+            self.fh.flush()
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
 
     def on_start(self, event: StartEvent) -> None:
         cfg = event.trainer.config
+        if self.mode == "a":
+            self._keep_until(event.trainer.engine.step)
         self._write({"event": "start", "step": event.trainer.engine.step,
                      "epoch": event.start_epoch, "modality": cfg.modality,
                      "examples": event.n_examples, "batches_per_epoch": event.batches_per_epoch,
                      "total_batches": event.total_batches})
+
+    def _keep_until(self, step: int) -> None:
+        """Drop what a resumed run will write again: records past its checkpoint's ``step``
+        and a last line cut short by a crash."""
+        try:
+            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return
+        kept = []
+        for line in lines:
+            try:
+                at = int(json.loads(line)["step"])
+            except (ValueError, TypeError, KeyError):
+                continue  # cut short, or not ours
+            if at <= step:
+                kept.append(line + "\n")
+        atomic_write(self.path, lambda fh: fh.writelines(kept), mode="w")
 
     def on_batch(self, event: BatchEvent) -> None:
         if self.every_batch:

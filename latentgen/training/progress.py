@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,7 +22,7 @@ from latentgen.training.observers import BatchEvent, EpochEvent, Observer, Start
 
 class TrainingProgress(Observer):
     def __init__(self, console: Console | None = None) -> None:
-        console = console or Console()
+        console = console or Console(emoji=False)
         self.console = console
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -50,8 +51,9 @@ class TrainingProgress(Observer):
                                                      if config.max_steps else "")
                                + "; give a larger --epochs or --max-steps")
             return
-        self.console.print(f"training [bold]{config.modality}[/] on {n_examples} examples "
-                           f"({config.data or 'embedded default'}), d = {config.latent_dim}, "
+        source = escape(config.data or "embedded default")  # a path, printed literally
+        self.console.print(f"training [bold]{escape(config.modality)}[/] on {n_examples} "
+                           f"examples ({source}), d = {config.latent_dim}, "
                            f"L = {config.langevin_steps}, "
                            f"epochs {start_epoch + 1}..{config.epochs}")
         self.progress.start()

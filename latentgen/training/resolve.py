@@ -5,6 +5,7 @@ precedence (the first that sets a value wins)."""
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import time
 from collections.abc import Mapping
@@ -12,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from latentgen.errors import UserError
-from latentgen.training.config import RESUMABLE, SETTINGS, TrainConfig, read_toml
+from latentgen.training.config import (
+    RESUMABLE,
+    SETTINGS,
+    TrainConfig,
+    learned_settings,
+    read_toml,
+    setting_flags,
+)
 from latentgen.training.rundir import RunDir
 
 #: a base for ``resolve_config``: a TOML file, a mapping of settings or a ``TrainConfig``
@@ -43,6 +51,8 @@ def resolve_config(config: ConfigSource = None, /, **settings: Any) -> TrainConf
     from latentgen.data.prepared import is_prepared, prepared_options
     from latentgen.plugins.registry import get_registry
 
+    reserve_settings()
+
     name = values.get("modality")
     if not name and is_prepared(values.get("data")):
         name = values["modality"] = prepared_options(values["data"])[0]
@@ -52,6 +62,17 @@ def resolve_config(config: ConfigSource = None, /, **settings: Any) -> TrainConf
     cfg = TrainConfig.from_dict(resolved, source=source)
     cfg.validate()
     return cfg
+
+
+@functools.cache
+def reserve_settings() -> None:
+    """Tell the plugin registry, once, the training settings: no modality option may be named
+    like one or take its flag, and ``train_defaults`` may set only settings, to values they
+    take. (The plugins layer cannot import the settings; they are declared to it.)"""
+    from latentgen.plugins.registry import reserve
+
+    reserve({name: functools.partial(s.check, source="settings")
+             for name, s in SETTINGS.items()}, setting_flags())
 
 
 def _base(config: ConfigSource) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -141,7 +162,10 @@ def resume_config(out: str | Path, config: ConfigSource = None, **changes: Any) 
         raise UserError(f"--resume: {out} holds no checkpoints/last.pt; give the --out folder "
                         "of an earlier run, or drop --resume to start a new one")
     stored = run.read_config()
-    done = int(run.load_checkpoint()["epoch"])
+    state = run.load_checkpoint()
+    done = int(state["epoch"])
+    _check_unedited(run, stored, state.get("settings"))
+    del state
     epochs = changes.get("epochs")
     if epochs is not None and epochs < done:
         raise UserError(f"--resume --epochs {epochs}: the run in {out} already has {done} "
@@ -154,3 +178,17 @@ def resume_config(out: str | Path, config: ConfigSource = None, **changes: Any) 
     cfg = TrainConfig.from_dict(values, source=str(run.config_path))
     cfg.validate()
     return cfg
+
+
+def _check_unedited(run: RunDir, stored: TrainConfig, recorded: Any) -> None:
+    """Refuse a config.toml whose learning settings differ from those its checkpoint was
+    trained with (``learned_settings``; checkpoints of earlier versions record none)."""
+    if not isinstance(recorded, Mapping):
+        return
+    now = learned_settings(stored)
+    changed = [k for k in now if k in recorded and now[k] != recorded[k]]
+    if changed:
+        said = ", ".join(f"{k} = {now[k]!r} (trained with {recorded[k]!r})"
+                         for k in changed[:4])
+        raise UserError(f"--resume: {run.config_path} was edited since its checkpoint: {said}; "
+                        "restore those values, or start a new run to train with them")

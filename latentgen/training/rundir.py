@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,16 @@ import numpy as np
 import torch
 
 from latentgen.errors import UserError
-from latentgen.runtime.files import atomic_write, link_or_copy
+from latentgen.runtime.files import atomic_write, link_or_copy, temporary_name, write_error
 from latentgen.training.config import TrainConfig, read_toml
 
 CHECKPOINT_FORMAT = 1
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error's text, without advice to load with weights_only=False."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return type(exc).__name__ if "weights_only" in text else text[:200]
 
 
 class RunDir:
@@ -60,23 +67,45 @@ class RunDir:
         return TrainConfig.from_dict(values, source=str(self.config_path))
 
     # -- checkpoints ---------------------------------------------------------------------
+    def kept_checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints_dir / f"epoch_{epoch:04d}.pt"
+
     def save_checkpoint(self, state: dict[str, Any], keep_as: str | None = None) -> None:
         """Write ``last.pt`` (and ``keep_as``). A bank saved beside it (``latents_file``) is
-        linked under the kept checkpoint's name too, and banks no checkpoint names are removed."""
+        linked under the kept checkpoint's name too, and banks no checkpoint names are removed.
+
+        The kept one is written first: a crash between the two leaves ``last.pt`` at the
+        epoch before, so the resumed run trains that epoch again and writes both."""
         state = {"format": CHECKPOINT_FORMAT, **state}
-        atomic_write(self.last_checkpoint, lambda fh: torch.save(state, fh))
         if keep_as:
-            kept = dict(state)
-            if state.get("latents_file"):
-                name = Path(keep_as).stem + ".latents.npy"
-                link_or_copy(self.checkpoints_dir / state["latents_file"],
-                              self.checkpoints_dir / name)
-                kept["latents_file"] = name
-            atomic_write(self.checkpoints_dir / keep_as, lambda fh: torch.save(kept, fh))
+            self._write_kept(state, keep_as)
+        atomic_write(self.last_checkpoint, lambda fh: torch.save(state, fh))
         current = state.get("latents_file")
         for old in self.checkpoints_dir.glob("last.latents-*.npy"):
             if old.name != current:
                 old.unlink(missing_ok=True)
+
+    def _write_kept(self, state: dict[str, Any], keep_as: str) -> None:
+        kept = dict(state)
+        if state.get("latents_file"):
+            name = Path(keep_as).stem + ".latents.npy"
+            link_or_copy(self.checkpoints_dir / state["latents_file"],
+                         self.checkpoints_dir / name)
+            kept["latents_file"] = name
+        atomic_write(self.checkpoints_dir / keep_as, lambda fh: torch.save(kept, fh))
+
+    def restore_kept(self, epoch: int) -> bool:
+        """Write ``epoch_NNNN.pt`` from ``last.pt`` when ``last.pt`` ends that epoch and the
+        kept copy is missing (runs whose kept write was cut short by an earlier version of
+        this order). Returns whether it wrote one."""
+        kept = self.kept_checkpoint(epoch)
+        if kept.exists():
+            return False
+        state = self._load(self.last_checkpoint, mmap=False)
+        if int(state.get("epoch", -1)) != epoch or state.get("progress"):
+            return False
+        self._write_kept(state, kept.name)
+        return True
 
     def write_latents_file(self, step: int, shape: tuple[int, ...],
                            fill: Callable[[Callable[[int, torch.Tensor], object] | None], None],
@@ -90,7 +119,7 @@ class RunDir:
             return name
         path = self.checkpoints_dir / name
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp = path.with_name(temporary_name(path))
         try:
             np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape).flush()
             header = tmp.stat().st_size - int(np.prod(shape)) * 4
@@ -101,6 +130,8 @@ class RunDir:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
+        except OSError as exc:
+            raise write_error(exc, path) from None
         finally:
             tmp.unlink(missing_ok=True)
         return name
@@ -112,15 +143,28 @@ class RunDir:
         if not self.last_checkpoint.exists():
             raise UserError(f"{self.path} holds no checkpoint (checkpoints/last.pt); give the "
                             "folder of a run that finished at least one epoch")
-        try:
-            # mmap: a large latent bank is mapped, not read, until rows are used
-            state = torch.load(self.last_checkpoint, map_location=map_location,
-                               weights_only=True, mmap=True)
-        except Exception as exc:  # corrupt or foreign file
-            raise UserError(f"cannot read checkpoint {self.last_checkpoint} ({exc}); "
-                            "it is damaged or not a latentgen checkpoint") from None
+        state = self._load(self.last_checkpoint, map_location)
         if isinstance(state, dict) and state.get("latents_file"):
             state["latents"] = self.load_checkpoint_latents(state["latents_file"])
+        return state
+
+    @staticmethod
+    def _load(path: Path, map_location: str | torch.device = "cpu", mmap: bool = True
+              ) -> dict[str, Any]:
+        """A checkpoint's state, loaded without running code: a file that holds pickled
+        objects other than tensors and plain values is refused, never executed."""
+        try:
+            # mmap: a large latent bank is mapped, not read, until rows are used
+            state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        except pickle.UnpicklingError:
+            # PyTorch's own message suggests weights_only=False, which would run that code
+            raise UserError(f"{path} holds Python code (pickled objects), so it is not a "
+                            "latentgen checkpoint; it was not loaded") from None
+        except Exception as exc:  # corrupt, truncated or foreign
+            raise UserError(f"cannot read checkpoint {path} ({_first_line(exc)}); it is "
+                            "damaged or not a latentgen checkpoint") from None
+        if not isinstance(state, dict) or "epoch" not in state:
+            raise UserError(f"{path} is not a latentgen checkpoint (no training state in it)")
         return state
 
     def load_checkpoint_latents(self, name: str) -> torch.Tensor:

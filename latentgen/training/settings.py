@@ -10,6 +10,7 @@ settings tables of docs/cli.md.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
@@ -20,14 +21,17 @@ PANELS = ("Data and run", "Training", "Error curves", "Scale")
 
 
 def setting(default: Any, help: str, *, unit: str | None = None, minimum: float | None = None,
-            positive: bool = False, panel: str = "Training", off_flag: str | None = None,
+            maximum: float | None = None, positive: bool = False, panel: str = "Training",
+            off_flag: str | None = None,
             resumable: bool = False, repeat_flag: str | None = None) -> Any:
-    """A ``TrainConfig`` field. ``minimum`` is inclusive, ``positive`` excludes 0; a bool
+    """A ``TrainConfig`` field. ``minimum`` and ``maximum`` are inclusive, ``positive``
+    excludes 0; a float setting is always finite; a bool
     setting has the flag pair ``--name/--off-flag`` (default ``--no-name``); ``resumable``
     settings may change on ``--resume`` (they change how a run executes, not what it learns);
     a list setting is given by repeating ``repeat_flag``."""
     assert panel in PANELS, panel
-    meta = {"help": help, "unit": unit, "minimum": minimum, "positive": positive,
+    meta = {"help": help, "unit": unit, "minimum": minimum, "maximum": maximum,
+            "positive": positive,
             "panel": panel, "off_flag": off_flag, "resumable": resumable,
             "repeat_flag": repeat_flag}
     if isinstance(default, list):
@@ -49,6 +53,7 @@ class Setting:
     choices: tuple[str, ...] | None
     unit: str | None
     minimum: float | None
+    maximum: float | None
     positive: bool
     panel: str
     off_flag: str | None
@@ -96,11 +101,16 @@ class Setting:
             raise UserError(f"{name} must be {self.type_name}, got {_short(value)}")
         if self.choices and value not in self.choices:
             raise UserError(f"{name} must be {' or '.join(self.choices)}, got '{value}'")
+        if self.kind is float and not math.isfinite(value):
+            raise UserError(f"{name} must be a finite number, got {value}")
         if self.positive and not value > 0:
             raise UserError(f"{name} must be positive, got {value}")
         if self.minimum is not None and value < self.minimum:
             least = "at least 1" if self.minimum == 1 else f"{self.minimum:g} or more"
             raise UserError(f"{name} must be {least}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            most = self.maximum if isinstance(self.maximum, int) else f"{self.maximum:g}"
+            raise UserError(f"{name} must be at most {most}, got {_short(value)}")
         return value
 
 

@@ -22,11 +22,13 @@ from latentgen.errors import UserError
 from latentgen.model.nets import generate
 from latentgen.runtime.devices import resolve_device
 from latentgen.runtime.distributed import Shard, barrier, session
+from latentgen.runtime.files import WriteError, remove_stale_temporaries, write_error
+from latentgen.runtime.lock import FolderLock
 from latentgen.runtime.seeding import derived_generator, rng_state, set_rng_state
 from latentgen.runtime.speed import compile_errors, place_storage
 from latentgen.training.assembly import Model
 from latentgen.training.bank import LatentBank
-from latentgen.training.config import TrainConfig
+from latentgen.training.config import TrainConfig, learned_settings
 from latentgen.training.engine import ABPEngine, BatchStats, EpochProgress, EpochStats
 from latentgen.training.observers import (
     BatchEvent,
@@ -83,19 +85,65 @@ class Trainer:
         self.progress: EpochProgress | None = None
 
     def fit(self) -> RunDir:
-        """Train until ``epochs`` (or ``max_steps``); returns the run directory."""
+        """Train until ``epochs`` (or ``max_steps``); returns the run directory.
+
+        The first process holds an exclusive lock on the run directory throughout (a second
+        ``train`` on it is refused). A failure before the first write leaves no folder behind
+        that was not there; a full disk or an unwritable folder is one ``UserError``, with the
+        last good checkpoint kept for ``--resume``."""
         with session(resolve_device(self.config.device)) as (shard, device):
             self.shard, self.device = shard, device
-            observers = self._observers() if shard.is_main else Observers([])
+            created = not self.run.path.exists()
+            lock = FolderLock(self.run.path).acquire() if shard.is_main else None
             try:
-                self._setup()
-                self._loop(observers)
+                if shard.is_main:
+                    self._claim()
+                self._fit()
+            except WriteError as exc:
+                raise self._write_failed(exc) from None
+            except OSError as exc:  # a writer that names no file (an observer's, a plugin's)
+                told = write_error(exc, self.run.path)
+                if isinstance(told, WriteError):
+                    raise self._write_failed(told) from None
+                raise
+            except BaseException:
+                if lock is not None and created:
+                    lock.release()
+                    _remove_if_empty(self.run.path)
+                raise
             finally:
-                observers.close()
-                bank = getattr(self, "bank", None)
-                if bank is not None and bank.path is not None:
-                    bank.path.unlink(missing_ok=True)  # working rows: the checkpoint holds them
+                if lock is not None:
+                    lock.release()
         return self.run
+
+    def _claim(self) -> None:
+        """Under the lock: check again that a new run does not overwrite one (another process
+        may have finished one since ``__init__``), and remove what interrupted writes left."""
+        if not self.resume and self.run.holds_run():
+            raise UserError(f"{self.run.path} already holds a run; pass --resume to continue it "
+                            "or choose another --out")
+        for folder in (self.run.path, self.run.checkpoints_dir, self.run.samples_dir):
+            remove_stale_temporaries(folder)
+
+    def _fit(self) -> None:
+        observers = self._observers() if self.shard.is_main else Observers([])
+        try:
+            self._setup()
+            self._loop(observers)
+        finally:
+            observers.close()
+            bank = getattr(self, "bank", None)
+            if bank is not None and bank.path is not None:
+                bank.path.unlink(missing_ok=True)  # working rows: the checkpoint holds them
+
+    def _write_failed(self, exc: WriteError) -> UserError:
+        """The message for a full disk or unwritable folder mid-run: how to go on."""
+        if not self.run.last_checkpoint.exists():
+            return exc
+        fix = ("free some space" if "space" in exc.reason.lower() or "quota" in exc.reason
+               else "make the folder writable")
+        return UserError(f"cannot write {exc.path}: {exc.reason}; {fix}, then `latentgen train "
+                         f"--out {self.run.path} --resume` continues from the last checkpoint")
 
     # -- setup ---------------------------------------------------------------------------
     def _observers(self) -> Observers:
@@ -177,6 +225,10 @@ class Trainer:
         self.start_epoch = int(state["epoch"])
         if state.get("progress"):
             self.progress = EpochProgress.from_dict(dict(state["progress"]))
+        every = self.config.checkpoint_every
+        if (self.shard.is_main and every and self.start_epoch % every == 0
+                and self.progress is None):
+            self.run.restore_kept(self.start_epoch)
         self.rows = [r for r in self.run.read_metrics() if int(r["epoch"]) <= self.start_epoch]
 
     # -- the loop ------------------------------------------------------------------------
@@ -263,7 +315,8 @@ class Trainer:
         run, engine, model = self.run, self.engine, self.model
         main = self.shard.is_main
         state = {**engine.state_dict(), "epoch": epoch, "plugin": model.plugin_record(),
-                 "latentgen_version": __version__, "rng": rng_state()}
+                 "latentgen_version": __version__, "rng": rng_state(),
+                 "settings": learned_settings(self.config)}
         state["progress"] = progress.to_dict() if progress is not None else None
         if self.config.latents_on == "disk":
             engine.bank.flush()
@@ -281,6 +334,13 @@ class Trainer:
             observers.on_checkpoint(CheckpointEvent(
                 epoch, engine.step, run.last_checkpoint,
                 run.checkpoints_dir / keep if keep else None))
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty (or gone): leave it
 
 
 def write_sample_grid(model: Model, z: torch.Tensor, path: Path) -> list[Path]:

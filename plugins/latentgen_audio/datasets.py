@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from latentgen import Examples, UserError
-from latentgen.data import cut_clips
+from latentgen.data import cut_clips, require_finite
 
 from .sounds import sounds
 
@@ -91,6 +91,7 @@ def read_mono(path: Path, sample_rate: int) -> np.ndarray:
     except (RuntimeError, sf.LibsndfileError, OSError, ValueError) as exc:
         raise UserError(f"cannot read sound file {path} ({exc}); remove or replace the "
                         "file") from None
+    require_finite(data, str(path))  # float WAV files may hold NaN
     wave = data.mean(axis=1)
     if rate != sample_rate and len(wave):
         import torchaudio.functional as AF
@@ -119,6 +120,7 @@ def _from_array(path: Path, length: int, normalize: bool) -> Examples:
     if arr.dtype == np.int16:
         arr = arr.astype(np.float32) / 32767.0
     elif np.issubdtype(arr.dtype, np.floating):
+        require_finite(arr, str(path))
         lo, hi = float(arr.min()), float(arr.max())
         if lo < -1.0 or hi > 1.0:
             raise UserError(f"{path}: samples span [{lo:g}, {hi:g}]; store float clips in "

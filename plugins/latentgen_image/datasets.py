@@ -15,7 +15,14 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentgen import Examples, UserError
-from latentgen.data import allocate, decode_uint8, encode_uint8, pictures_from_array, read_array
+from latentgen.data import (
+    allocate,
+    decode_uint8,
+    encode_uint8,
+    open_picture,
+    pictures_from_array,
+    read_array,
+)
 
 from .faces import faces
 
@@ -82,7 +89,7 @@ def native_size(source: str | None) -> int | None:
                 return None
             path = pictures[0] if pictures else idx[0]
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            with Image.open(path) as img:
+            with open_picture(path) as img:
                 w, h = img.size
             return w if w == h else None
         if path.suffix.lower() == ".npy":
@@ -108,12 +115,13 @@ def _from_files(files: list[Path], size: int, channels: int, source: str) -> Exa
     # allocate: `latentgen prepare` streams the pictures into its output file
     out = allocate((len(files), channels, size, size), np.uint8)
     for i, f in enumerate(files):
-        try:
-            with Image.open(f) as opened:
+        with open_picture(f) as opened:  # refuses unreadable files and decompression bombs
+            try:
                 img = ImageOps.exif_transpose(opened).convert(mode)
                 img = ImageOps.fit(img, (size, size), Image.Resampling.LANCZOS)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise UserError(f"cannot read image {f} ({exc}); remove or replace the file") from None
+            except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
+                raise UserError(f"cannot read image {f} ({exc}); remove or replace the "
+                                "file") from None
         arr = np.asarray(img)
         out[i] = arr[None] if channels == 1 else arr.transpose(2, 0, 1)
     return Examples(torch.from_numpy(out), decode, source, names=[str(f) for f in files])

@@ -12,7 +12,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
-from latentgen.data import check_picture_size, picture_size_plan
+from latentgen.data import check_picture_size, open_picture, picture_size_plan
 from latentgen.model import halving_widths
 
 from .datasets import decode, encode, native_size, open_images
@@ -91,7 +91,7 @@ class ImageModality(Modality):
         mode = "L" if opts.channels == 1 else "RGB"
         arrs = []
         for p in paths:
-            with Image.open(p) as img:
+            with open_picture(p) as img:
                 a = np.asarray(img.convert(mode))
             arrs.append(a[None] if opts.channels == 1 else a.transpose(2, 0, 1))
         return decode(torch.from_numpy(np.stack(arrs)))

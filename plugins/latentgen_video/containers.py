@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from latentgen import UserError
+from latentgen.data import open_picture
 
 CONTAINER_SUFFIXES = {".mp4", ".m4v", ".avi", ".mov", ".webm", ".mkv"}
 GIF_SUFFIXES = {".gif"}
@@ -65,16 +66,20 @@ def _gif_frames(path: Path) -> Iterator[Image.Image]:
     """Frames at a constant rate: a GIF shows each frame for its own delay, and encoders merge
     repeated frames into one longer one, so each frame is repeated by its delay in units of
     the shortest delay (at most MAX_REPEAT times)."""
+    with open_picture(path, "GIF") as img:  # refuses decompression bombs
+        yield from _constant_rate(img, path)
+
+
+def _constant_rate(img: Image.Image, path: Path) -> Iterator[Image.Image]:
     try:
-        with Image.open(path) as img:
-            delays = [max(0, int(f.info.get("duration", 0) or 0))
-                      for f in ImageSequence.Iterator(img)]
-            base = min((d for d in delays if d > 0), default=0)
-            for frame, delay in zip(ImageSequence.Iterator(img), delays):
-                repeat = min(MAX_REPEAT, max(1, round(delay / base))) if base else 1
-                rgb = frame.convert("RGB")
-                for _ in range(repeat):
-                    yield rgb
+        delays = [max(0, int(f.info.get("duration", 0) or 0))
+                  for f in ImageSequence.Iterator(img)]
+        base = min((d for d in delays if d > 0), default=0)
+        for frame, delay in zip(ImageSequence.Iterator(img), delays):
+            repeat = min(MAX_REPEAT, max(1, round(delay / base))) if base else 1
+            rgb = frame.convert("RGB")
+            for _ in range(repeat):
+                yield rgb
     except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
         raise UserError(f"cannot decode GIF {path} ({exc}); remove or replace the file") from None
 

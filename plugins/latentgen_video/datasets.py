@@ -27,7 +27,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentgen import Examples, UserError
-from latentgen.data import cut_clips, decode_uint8, pictures_from_array, read_array
+from latentgen.data import cut_clips, decode_uint8, open_picture, pictures_from_array, read_array
 
 from .containers import VIDEO_SUFFIXES, read_frames
 from .motion import bouncing_balls
@@ -95,13 +95,14 @@ def _natural_key(path: Path) -> list:
 def _frame_files(folder: Path) -> Iterable[Image.Image]:
     for f in sorted((p for p in folder.iterdir()
                      if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES), key=_natural_key):
-        try:
-            with Image.open(f) as img:
+        with open_picture(f, "frame") as img:  # refuses decompression bombs
+            try:
                 img.load()
-                yield ImageOps.exif_transpose(img).convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise UserError(f"cannot read frame {f} ({exc}); remove or replace the "
-                            "file") from None
+                frame = ImageOps.exif_transpose(img).convert("RGB")
+            except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
+                raise UserError(f"cannot read frame {f} ({exc}); remove or replace the "
+                                "file") from None
+        yield frame
 
 
 def _fitted(pictures: Iterable[Image.Image], size: int, mode: str, stride: int,
