@@ -99,6 +99,27 @@ def test_train_uses_the_built_in_modality_despite_broken_plugins(installed, tmp_
     assert (tmp_path / "run" / "checkpoints" / "last.pt").exists()
 
 
+def test_a_plugin_that_prints_or_reads_stdin_cannot_break_json_or_hang(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    install(site, "latentgen-chatty", {"chatty": "chatty_plugin"},
+            {"chatty_plugin": "print('HELLO FROM A PLUGIN')\nanswer = input()\n"})
+    env = {k: v for k, v in os.environ.items() if k != plugins.ENV_VAR}
+    env.update(PYTHONPATH=str(site))
+    proc = subprocess.Popen([sys.executable, "-m", "latentgen", "plugins", "--json"],
+                            cwd=tmp_path, env=env, text=True, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        code = proc.wait(timeout=120)  # stdin stays open: a plugin reading it would hang
+    finally:
+        proc.kill()
+    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    assert code == 0, err
+    info = {p["name"]: p for p in json.loads(out)}  # stdout is JSON only
+    assert "EOFError" in info["chatty"]["error"]
+    assert "HELLO FROM A PLUGIN" in err
+
+
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"]])
 def test_help_works_despite_broken_plugins(installed, tmp_path, args):
     res = latentgen(installed, *args, cwd=tmp_path)
@@ -204,7 +225,8 @@ class _Odd(BaseException):
     pass
 
 
-@pytest.mark.parametrize("exc", [SystemExit(4), _Odd("odd")], ids=["SystemExit", "BaseException"])
+@pytest.mark.parametrize("exc", [SystemExit(4), _Odd("odd"), GeneratorExit("close")],
+                         ids=["SystemExit", "BaseException", "GeneratorExit"])
 def test_any_exception_of_a_hook_is_isolated(cli, exc):
     error = refusal(_Plugin(("prior", ("mine", dict)), raises=exc), cli)
     assert f"register_priors failed: {type(exc).__name__}: {exc}" == error
@@ -274,6 +296,10 @@ class _Unprintable:
     (("modality", (stub(formats="mp4"),)), "modality 'stub': formats must be a tuple of str"),
     (("modality", (stub(train_defaults={"epoch": 3}),)),
      "modality 'stub': train_defaults names 'epoch', which is not a training setting"),
+    (("modality", (stub(train_defaults={"modality": "video"}),)),
+     "modality 'stub': train_defaults sets 'modality', which a modality cannot choose"),
+    (("modality", (stub(fields=[("rate", "float", option(float("nan"), "h"))]),)),
+     "modality 'stub': option --rate defaults to nan, which is not float"),
     (("modality", (stub(train_defaults={"step_size": -1.0}),)),
      "modality 'stub': train_defaults: --step-size must be positive, got -1.0"),
     (("modality", (type("Stub", (_Unprintable, _Stub), {})(),)),

@@ -1,11 +1,10 @@
-"""Faults of the run folder and the disk: two runs on one folder, full and read-only disks,
-kills mid-write, tampered config files. Each gives one line naming the file and what to do,
-a non-zero exit, no partial files, and a run that --resume continues. (Bad input:
+"""The run folder under faults: two runs on one folder, kills mid-write (kept checkpoints,
+temporary files, metrics), tampered config files; --resume then ends where an uninterrupted
+run ends. (Full and read-only disks: tests/test_disk_faults.py; bad input:
 tests/test_bad_input.py; plugins that misbehave: tests/test_plugin_isolation.py.)"""
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import signal
@@ -61,6 +60,12 @@ def test_a_second_train_on_a_locked_folder_is_refused_naming_the_holder(tiny_dat
     assert not (out / ".lock").exists()  # released with its holder
 
 
+def test_a_train_on_a_folder_being_trained_is_told_who_trains(trained_run, cli):
+    with FolderLock(trained_run):  # it already holds a checkpoint, and is being trained
+        res = cli("train", "--out", trained_run, "--epochs", "1")
+    assert res.code == 2 and "is in use by latentgen train" in res.err, res
+
+
 def test_readers_run_beside_training(trained_run, tmp_path):
     with FolderLock(trained_run):
         run = latentgen.load_run(trained_run, device="cpu")
@@ -95,145 +100,6 @@ def test_a_killed_holder_leaves_no_lock_that_blocks(tmp_path):
     assert (out / ".lock").exists()  # the file stays; the lock went with the process
     with FolderLock(out) as lock:
         assert lock.held
-
-
-# -- full and read-only disks ----------------------------------------------------------
-
-def _fail_writes_under(monkeypatch, folder: Path, code: int, after: int = 0) -> None:
-    """Every write of a file below ``folder`` fails with ``code`` (after ``after`` writes):
-    a full disk (ENOSPC) or a read-only one (EROFS), without needing either."""
-    import builtins
-
-    real_open, real_mkstemp = builtins.open, __import__("tempfile").mkstemp
-    seen = {"n": 0}
-
-    def failing(path: object) -> bool:
-        if not str(path).startswith(str(folder)):
-            return False
-        seen["n"] += 1
-        return seen["n"] > after
-
-    def fake_open(file, mode="r", *args, **kwargs):
-        if any(m in mode for m in "wax+") and failing(file):
-            raise OSError(code, os.strerror(code), str(file))
-        return real_open(file, mode, *args, **kwargs)
-
-    def fake_mkstemp(*args, **kwargs):
-        if failing(kwargs.get("dir", "")):
-            raise OSError(code, os.strerror(code), str(kwargs.get("dir")))
-        return real_mkstemp(*args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", fake_open)
-    monkeypatch.setattr("latentgen.runtime.files.tempfile.mkstemp", fake_mkstemp)
-
-
-def test_a_full_disk_mid_training_is_one_line_and_resume_continues(tiny_data, tmp_path, cli,
-                                                                   monkeypatch):
-    out = tmp_path / "run"
-    _train(tiny_data["train"], out)
-    monkeypatch.setattr("latentgen.runtime.files.os.fsync", _no_space)
-    res = cli("train", "--out", out, "--resume", "--epochs", "2")
-    assert res.code == 2, res
-    assert "No space left on device" in res.err and "--resume" in res.err, res.err
-    assert len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
-    assert _leftovers(out) == []
-    monkeypatch.undo()  # space freed
-    assert latentgen.train(out=out, resume=True, epochs=2).epoch == 2
-
-
-def _no_space(fd: int) -> None:
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
-def test_torch_save_on_a_full_disk_is_named_as_such(tmp_path, monkeypatch):
-    """torch.save reports a failed write as its own RuntimeError."""
-    from latentgen.runtime.files import atomic_write
-
-    monkeypatch.setattr("latentgen.runtime.files.os.fdopen", _FullFile)
-    with pytest.raises(UserError, match="No space left on device"):
-        atomic_write(tmp_path / "x.pt", lambda fh: torch.save({"a": torch.zeros(1000)}, fh))
-    assert list(tmp_path.iterdir()) == []
-
-
-class _FullFile:
-    """An open file whose writes fail as on a full disk."""
-
-    def __init__(self, fd: int, mode: str) -> None:
-
-        self._fh = open(fd, mode)
-
-    def write(self, data: object) -> int:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __getattr__(self, name: str):
-        return getattr(self._fh, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._fh.close()
-
-
-def test_a_full_disk_while_synthesizing_leaves_no_partial_picture(trained_run, tmp_path, cli,
-                                                                  monkeypatch):
-    from PIL import Image
-
-    real_save = Image.Image.save
-    calls = {"n": 0}
-
-    def save_then_fill(self, fp, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] < 3:
-            return real_save(self, fp, *args, **kwargs)
-        with open(fp, "wb") as fh:  # half a file, then the disk is full
-            fh.write(b"\x89PNG\r\n")
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fp))
-
-    monkeypatch.setattr(Image.Image, "save", save_then_fill)
-    out = tmp_path / "samples"
-    res = cli("synthesize", trained_run, "--n", "8", "--batch-size", "4", "--out", out,
-              "--device", "cpu")
-    assert res.code == 2, res
-    assert f"cannot write {out}" in res.err and "No space left" in res.err, res.err
-    written = sorted(p.name for p in out.iterdir())
-    assert written == [], written  # the first batch failed as a whole: nothing half-written
-    assert _leftovers(out) == []
-
-
-@pytest.mark.parametrize("command", ["train", "synthesize", "prepare"])
-def test_a_read_only_out_is_one_line(command, tiny_data, trained_run, tmp_path, cli,
-                                     monkeypatch):
-    ro = tmp_path / "ro"
-    _fail_writes_under(monkeypatch, ro, errno.EROFS)
-    real_mkdir = Path.mkdir
-
-    def mkdir(self, *args, **kwargs):
-        if str(self).startswith(str(ro)):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
-        return real_mkdir(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "mkdir", mkdir)
-    args = {"train": ["train", "--data", tiny_data["train"], "--out", ro / "run", *TINY_TRAIN],
-            "synthesize": ["synthesize", trained_run, "--n", "2", "--out", ro / "s",
-                           "--device", "cpu"],
-            "prepare": ["prepare", "--data", tiny_data["train"], "--out", ro / "p.u8",
-                        "--image-size", "16", "--channels", "1"]}[command]
-    res = cli(*args)
-    assert res.code == 2, res
-    assert "Read-only file system" in res.err and str(ro) in res.err, res.err
-    assert len(res.err.strip().splitlines()) == 1
-
-
-def test_an_out_that_becomes_read_only_mid_run_is_one_line(tiny_data, tmp_path, cli,
-                                                            monkeypatch):
-    out = tmp_path / "run"
-    _train(tiny_data["train"], out)
-    _fail_writes_under(monkeypatch, out, errno.EROFS)
-    res = cli("train", "--out", out, "--resume", "--epochs", "2")
-    assert res.code == 2, res
-    assert "Read-only file system" in res.err and "--resume" in res.err, res.err
-    assert latentgen.load_run(out, device="cpu").epoch == 1  # the last good checkpoint
 
 
 # -- kept checkpoints and leftovers -------------------------------------------------------

@@ -30,7 +30,13 @@ import torch
 from latentgen.data.examples import Examples, allocating_with
 from latentgen.data.rowfile import RowFile
 from latentgen.errors import UserError
-from latentgen.runtime.files import atomic_write, reserve, temporary_name, write_error
+from latentgen.runtime.files import (
+    atomic_write,
+    remove_stale_temporaries,
+    reserve,
+    temporary_name,
+    write_error,
+)
 
 FORMAT = "latentgen-prepared"
 VERSION = 1
@@ -134,6 +140,14 @@ def _decoder_name(decode: Callable[..., Any]) -> str:
     return f"{module}:{qualname}"
 
 
+def _left_over(side: Path) -> bool:
+    """Whether ``side`` is the sidecar of a prepare cut short before its data file appeared."""
+    try:
+        return json.loads(side.read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def prepare(model: Any, source: str | None, out: str | Path) -> dict[str, Any]:
     """Pack ``source`` (opened as ``model``'s modality opens training data) into ``out``.
 
@@ -147,21 +161,25 @@ def prepare(model: Any, source: str | None, out: str | Path) -> dict[str, Any]:
                         "name (e.g. faces.u8), and FILE.json is written beside it")
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name for the prepared data")
-    if out.exists() or sidecar_of(out).exists():
+    if out.exists() or (sidecar_of(out).exists() and not _left_over(sidecar_of(out))):
         raise UserError(f"--out {out} already exists; delete it or choose another name")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create its folder ({exc.strerror}); give a "
                         "path in a writable folder") from None
+    remove_stale_temporaries(out.parent, out.name)  # of a prepare that was killed
     tmp = out.with_name(temporary_name(out))
     mapped: list[np.memmap] = []
 
     def into_file(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         if mapped:  # only the first (the dataset's storage) goes to the file
             return np.empty(shape, dtype)
-        np.memmap(tmp, dtype=dtype, mode="w+", shape=shape).flush()  # created sparse
-        reserve(tmp)  # a full disk fails here, not as a crash at a write through the map
+        try:
+            np.memmap(tmp, dtype=dtype, mode="w+", shape=shape).flush()  # created sparse
+        except OSError as exc:
+            raise write_error(exc, out) from None
+        reserve(tmp, out)  # a full disk fails here, not as a crash at a write through the map
         mapped.append(np.memmap(tmp, dtype=dtype, mode="r+", shape=shape))
         return mapped[0]
 
@@ -177,21 +195,27 @@ def prepare(model: Any, source: str | None, out: str | Path) -> dict[str, Any]:
         else:
             mapped.clear()
             array.tofile(tmp)
-        os.replace(tmp, out)
+        meta = {"format": FORMAT, "version": VERSION, "modality": model.modality.name,
+                "modality_options": asdict(model.options), "shape": list(storage.shape),
+                "dtype": str(array.dtype), "examples": int(storage.shape[0]),
+                "source": data.source if not source or not Path(source).exists()
+                else str(Path(source).resolve()),
+                "decode": decode_name,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        # the sidecar first: a data file never appears without its description (a sidecar
+        # left alone by a kill between the two is taken over by the next prepare)
+        atomic_write(sidecar_of(out), lambda fh: fh.write(json.dumps(meta, indent=2) + "\n"),
+                     mode="w")
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            sidecar_of(out).unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise write_error(exc, out) from None
     finally:
         mapped.clear()
         if tmp.exists():
             tmp.unlink()
-    meta = {"format": FORMAT, "version": VERSION, "modality": model.modality.name,
-            "modality_options": asdict(model.options), "shape": list(storage.shape),
-            "dtype": str(array.dtype), "examples": int(storage.shape[0]),
-            "source": data.source if not source or not Path(source).exists()
-            else str(Path(source).resolve()),
-            "decode": decode_name,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    atomic_write(sidecar_of(out), lambda fh: fh.write(json.dumps(meta, indent=2) + "\n"),
-                 mode="w")
     return {**meta, "file": str(out), "sidecar": str(sidecar_of(out)),
             "bytes": int(array.nbytes), "seconds": round(time.perf_counter() - start, 3)}

@@ -14,6 +14,7 @@ import torch
 
 from latentgen.errors import UserError
 from latentgen.evaluation.work import Reconstruction, synthesis_batches
+from latentgen.runtime.files import staged_files, unstaged
 
 if TYPE_CHECKING:
     from latentgen.evaluation.run import Run
@@ -26,6 +27,14 @@ def output_folder(out: str | Path) -> Path:
     return out
 
 
+def _whole(out: str | Path, write: Callable[[Path], list[Path]]) -> list[Path]:
+    """``write(folder)`` into a private folder, then every file it wrote moved into ``out``."""
+    target = output_folder(out)
+    with staged_files(target) as stage:
+        files = write(stage)
+    return unstaged(files, stage, target)
+
+
 def write_synthesis(trained: Run, n: int, out: str | Path, seed: int = 0,
                     batch_size: int = 256,
                     on_progress: Callable[[int, int], None] | None = None,
@@ -34,9 +43,16 @@ def write_synthesis(trained: Run, n: int, out: str | Path, seed: int = 0,
 
     A batch job: each batch is written before the next is made, so memory stays flat for any
     ``n``; ``on_progress(done, n)`` is called after each batch. ``fmt`` picks the file format
-    for modalities that write several (e.g. mp4 or gif for video).
+    for modalities that write several (e.g. mp4 or gif for video). The files appear in
+    ``out`` when all are written (a full disk or a kill leaves none of them).
     """
-    out = output_folder(out)
+    return _whole(out, lambda folder: _synthesis_into(trained, n, folder, seed, batch_size,
+                                                      on_progress, fmt))
+
+
+def _synthesis_into(trained: Run, n: int, out: Path, seed: int, batch_size: int,
+                    on_progress: Callable[[int, int], None] | None,
+                    fmt: str | None) -> list[Path]:
     model = trained.model
     model.modality.check_format(fmt)
     written: list[Path] = []
@@ -61,8 +77,12 @@ def write_synthesis(trained: Run, n: int, out: str | Path, seed: int = 0,
 def write_reconstruction(trained: Run, rec: Reconstruction, out: str | Path,
                          fmt: str | None = None) -> list[Path]:
     """Originals beside reconstructions (or original / occluded / recovered when masked), one
-    file each, and a grid of the tuples."""
-    out = output_folder(out)
+    file each, and a grid of the tuples; all of them, or none."""
+    return _whole(out, lambda folder: _reconstruction_into(trained, rec, folder, fmt))
+
+
+def _reconstruction_into(trained: Run, rec: Reconstruction, out: Path, fmt: str | None
+                         ) -> list[Path]:
     modality, opts = trained.model.modality, trained.model.options
     modality.check_format(fmt)
     y = rec.originals
@@ -82,8 +102,13 @@ def write_reconstruction(trained: Run, rec: Reconstruction, out: str | Path,
 
 def write_interpolation(trained: Run, table: torch.Tensor, out: str | Path,
                         fmt: str | None = None) -> list[Path]:
-    """Each pair's row (original, path, original) as files, and the rows as one grid."""
-    out = output_folder(out)
+    """Each pair's row (original, path, original) as files, and the rows as one grid; all of
+    them, or none."""
+    return _whole(out, lambda folder: _interpolation_into(trained, table, folder, fmt))
+
+
+def _interpolation_into(trained: Run, table: torch.Tensor, out: Path, fmt: str | None
+                        ) -> list[Path]:
     modality, opts = trained.model.modality, trained.model.options
     modality.check_format(fmt)
     files: list[Path] = []

@@ -45,6 +45,7 @@ class Run:
         dev = resolve_device(device)
         state = run.load_checkpoint()
         config = run.read_config()
+        run.check_unedited(config, state)
         try:
             model = Model.from_config(config)
             model.generator.load_state_dict(state["generator"])
@@ -55,8 +56,10 @@ class Run:
         except UserError:
             raise
         except (KeyError, TypeError, IndexError, ValueError, RuntimeError) as exc:
+            said = " ".join(str(exc).split())  # state_dict errors run over many lines
+            said = said if len(said) <= 300 else said[:297] + "..."
             raise UserError(f"{run.last_checkpoint} is not a usable latentgen checkpoint "
-                            f"({type(exc).__name__}: {exc}); give the folder of a training "
+                            f"({type(exc).__name__}: {said}); give the folder of a training "
                             "run") from None
         model.generator.to(dev).eval()
         return cls(run, model, latents.to(dev), epoch, dev)

@@ -165,6 +165,10 @@ def check_declaration(modality: Modality) -> None:
     check_options(getattr(modality, "Options", None))
 
 
+#: settings a modality's ``train_defaults`` may not set: they choose the modality and its data
+NOT_DEFAULTS = ("modality", "data")
+
+
 def check_train_defaults(defaults: Mapping[str, Any],
                          settings: Mapping[str, Callable[[Any], object]]) -> None:
     """Raise ValueError unless ``defaults`` sets only ``settings`` (name -> check of a value,
@@ -175,6 +179,8 @@ def check_train_defaults(defaults: Mapping[str, Any],
     for name, value in defaults.items():
         if name not in settings:
             raise ValueError(f"train_defaults names {name!r}, which is not a training setting")
+        if name in NOT_DEFAULTS:
+            raise ValueError(f"train_defaults sets {name!r}, which a modality cannot choose")
         try:
             settings[name](value)
         except UserError as exc:

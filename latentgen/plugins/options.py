@@ -5,6 +5,7 @@ registers (so the CLI can make a ``--flag`` of every one)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -50,12 +51,15 @@ def option_type(field: dataclasses.Field) -> type | None:
 
 def value_fits(field: dataclasses.Field, value: Any) -> bool:
     """Whether ``value`` (from TOML or the CLI) has the scalar type the field declares; None
-    and fields of other types pass. An int is taken for a float, a bool not for a number."""
+    and fields of other types pass. An int is taken for a float, a bool not for a number; a
+    float is finite (no option needs NaN or infinity, and NaN slips past every range check)."""
     want = option_type(field)
     if value is None or want is None:
         return True
     if isinstance(value, bool):
         return want is bool
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
     return isinstance(value, (int, float) if want is float else want)
 
 

@@ -15,8 +15,10 @@ The rules:
   listed with a one-line error by ``latentgen plugins``. Refusals count even when the plugin
   catches them.
 * Isolation: every exception a plugin raises counts, SystemExit and other BaseExceptions
-  included, so that a broken plugin never takes a command down; only KeyboardInterrupt (and
-  GeneratorExit) pass, so Ctrl-C still stops the program.
+  included, so that a broken plugin never takes a command down; only KeyboardInterrupt
+  passes, so Ctrl-C still stops the program. While plugins load, what they print goes to
+  stderr (stdout may carry JSON) and they read no input (a plugin waiting on stdin would hang
+  every command).
 * Checked on the way in: what latentgen reads of a registration later (a modality's
   declarations and options, a factory being callable) is checked when it registers. Options
   are shared by modalities only when name, flag and type agree, and may not take what the
@@ -25,12 +27,14 @@ The rules:
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import importlib.metadata as metadata
+import io
 import os
 import re
+import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,23 +42,25 @@ import pluggy
 
 from latentgen.errors import UserError
 from latentgen.plugins import hookspecs
-from latentgen.plugins.modality import Modality, check_declaration, check_train_defaults
-from latentgen.plugins.options import check_reserved, check_shared
+from latentgen.plugins.admission import (
+    BUILTIN_OBSERVERS,
+    SINGULAR,
+    Refused,
+    Reserved,
+    checked,
+    describe,
+)
+from latentgen.plugins.modality import Modality
 
 ENV_VAR = "LATENTGEN_PLUGINS"
 GROUP = "latentgen"
 CORE_PLUGIN = "latentgen"
-#: observers the trainer itself provides (``latentgen.training.observers``); plugins may not
-#: take these names
-BUILTIN_OBSERVERS = ("tensorboard",)
 #: hook -> the kind it registers, in the order a plugin's hooks run (modalities last: they
 #: are checked the most)
 HOOKS = {"register_priors": "priors", "register_samplers": "samplers",
          "register_observers": "observers", "register_modalities": "modalities"}
-SINGULAR = {"modalities": "modality", "priors": "prior", "samplers": "sampler",
-            "observers": "observer"}
-#: exceptions a plugin may raise through latentgen: the user's Ctrl-C, a generator's close
-PASS_THROUGH = (KeyboardInterrupt, GeneratorExit)
+#: the exception a plugin may raise through latentgen: the user's Ctrl-C
+PASS_THROUGH = (KeyboardInterrupt,)
 
 
 @dataclass
@@ -104,19 +110,6 @@ class Registry:
             known = ", ".join(sorted([*BUILTIN_OBSERVERS, *self.observers]))
             raise UserError(f"unknown observer '{name}'; available: {known}")
         return self.observers[name]
-
-
-@dataclass(frozen=True)
-class Reserved:
-    """What the layers above the plugins own, declared with ``reserve``: the training settings
-    (name -> check of a value, raising UserError) and the command-line flags."""
-
-    settings: Mapping[str, Callable[[Any], object]] = field(default_factory=dict)
-    flags: frozenset[str] = frozenset()
-
-
-class Refused(ValueError):
-    """A registration latentgen refuses; the text is the plugin's one-line error."""
 
 
 @dataclass
@@ -187,6 +180,23 @@ def _allowed() -> set[str] | None:
 
 
 def _build() -> Registry:
+    with _plugins_speaking_to_stderr():
+        return _build_registry()
+
+
+@contextlib.contextmanager
+def _plugins_speaking_to_stderr() -> Iterator[None]:
+    """stdout to stderr and an empty stdin while plugin code runs."""
+    stdin = sys.stdin
+    sys.stdin = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdin = stdin
+
+
+def _build_registry() -> Registry:
     reg = Registry()
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
@@ -264,14 +274,14 @@ def _load(pm: pluggy.PluginManager, info: PluginInfo, candidate: _Candidate) -> 
     except PASS_THROUGH:
         raise
     except BaseException as exc:  # SystemExit too: a plugin never ends the program
-        info.error = f"import failed: {_describe(exc)}"
+        info.error = f"import failed: {describe(exc)}"
         return
     try:
         pm.register(plugin, name=info.name)
     except PASS_THROUGH:
         raise
     except BaseException as exc:
-        info.error = f"register failed: {_describe(exc)}"
+        info.error = f"register failed: {describe(exc)}"
 
 
 def _run_hooks(reg: Registry, info: PluginInfo, impls: list[tuple[str, Any]]) -> None:
@@ -286,7 +296,7 @@ def _run_hooks(reg: Registry, info: PluginInfo, impls: list[tuple[str, Any]]) ->
             raise
         except BaseException as exc:
             returned = None
-            info.error = info.error or f"{hook} failed: {_describe(exc)}"
+            info.error = info.error or f"{hook} failed: {describe(exc)}"
         if returned is not None:
             info.error = info.error or (f"{hook} returned a {type(returned).__name__}; a "
                                         "hook returns nothing and calls register(...) for "
@@ -299,7 +309,7 @@ def _run_hooks(reg: Registry, info: PluginInfo, impls: list[tuple[str, Any]]) ->
 def _registrar(reg: Registry, info: PluginInfo, kind: str) -> Callable[..., None]:
     def register(*args: Any) -> None:
         try:
-            name, value = _checked(reg, kind, args)
+            name, value = checked(reg, kind, args, _reserved)
             if isinstance(value, Modality):
                 info.descriptions[name] = value.description
         except PASS_THROUGH:
@@ -307,70 +317,13 @@ def _registrar(reg: Registry, info: PluginInfo, kind: str) -> Callable[..., None
         except BaseException as exc:
             # recorded here, so that a plugin catching the error is refused all the same
             info.error = info.error or (str(exc) if isinstance(exc, Refused)
-                                        else f"register() failed: {_describe(exc)}")
+                                        else f"register() failed: {describe(exc)}")
             raise
         getattr(reg, kind)[name] = value
         reg.owners[f"{kind}:{name}"] = info.name
         getattr(info, kind).append(name)
 
     return register
-
-
-def _checked(reg: Registry, kind: str, args: tuple[Any, ...]) -> tuple[str, Any]:
-    """The name and value of a registration (``register``'s arguments), or Refused."""
-    if kind == "modalities":
-        if len(args) != 1 or not isinstance(args[0], Modality):
-            got = ", ".join(type(a).__name__ for a in args) or "nothing"
-            raise Refused(f"register() takes one latentgen.Modality, got {got}")
-        name, value = getattr(args[0], "name", None), args[0]
-    elif len(args) != 2:
-        raise Refused(f"register() takes a name and a factory, got {len(args)} arguments")
-    else:
-        name, value = args
-    what = SINGULAR[kind]
-    if not isinstance(name, str) or not name.isidentifier():
-        raise Refused(f"invalid {what} name {name!r}; use a Python identifier")
-    _check_free(reg, kind, name)
-    if kind != "modalities" and not callable(value):
-        raise Refused(f"{what} '{name}' must be callable, got {type(value).__name__}")
-    if kind == "modalities":
-        try:
-            _check_modality(reg, value)
-        except ValueError as exc:
-            raise Refused(f"modality '{name}': {exc}") from None
-    return name, value
-
-
-def _check_free(reg: Registry, kind: str, name: str) -> None:
-    what = SINGULAR[kind]
-    if kind == "observers" and name in BUILTIN_OBSERVERS:
-        raise Refused(f"observer '{name}' is built into latentgen; rename it")
-    owner = reg.owners.get(f"{kind}:{name}")
-    if owner in reg.builtin:
-        raise Refused(f"{what} '{name}' is built into latentgen (already registered by plugin "
-                      f"'{owner}'); rename it")
-    if owner is not None:
-        raise Refused(f"{what} '{name}' is already registered by plugin '{owner}'; rename it")
-
-
-def _check_modality(reg: Registry, modality: Modality) -> None:
-    """Raise ValueError unless the modality is well formed and its options and train_defaults
-    fit latentgen's and those of the modalities already registered."""
-    check_declaration(modality)
-    others = [(m.name, m.Options) for m in reg.modalities.values()]
-    for f in dataclasses.fields(modality.Options):
-        check_reserved(f, _reserved.settings, _reserved.flags)
-        check_shared(f, others)
-    check_train_defaults(modality.train_defaults, _reserved.settings)
-
-
-def _describe(exc: BaseException) -> str:
-    """An exception in one line: ``SystemExit: 3``."""
-    try:
-        text = " ".join(str(exc).split())
-    except Exception:  # a plugin's exception whose str() fails
-        text = ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _drop(reg: Registry, info: PluginInfo) -> None:

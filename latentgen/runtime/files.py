@@ -19,11 +19,24 @@ from typing import Any
 
 from latentgen.errors import UserError
 
-_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[^.]*\.?tmp$")
+_TEMPORARY = re.compile(r"^\.(.+)\.(\d+)\.[^.]*\.?tmp$")
+#: the target name of a staging folder (``staged_files``)
+STAGING = "partial"
 
 #: errors that mean "this place cannot take the file", not a bug: told in one line
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
-                errno.EFBIG, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR}
+                errno.EFBIG, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+
+
+def check_utf8_path(path: str | os.PathLike[str], what: str) -> None:
+    """Raise ``UserError`` when ``path`` is not UTF-8 text: config.toml stores paths as text
+    and PyTorch opens files by UTF-8 names, so such a run could never be read back."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", errors="backslashreplace")
+        raise UserError(f"{what} {shown}: the name is not UTF-8 text; rename it (or a folder "
+                        "above it)") from None
 
 
 def temporary_name(target: Path) -> str:
@@ -126,19 +139,20 @@ def write_error(exc: OSError, path: Path | str) -> Exception:
     return WriteError(f"cannot write {where}: {reason}; {advice}", where, reason)
 
 
-def reserve(path: Path) -> None:
+def reserve(path: Path, target: Path | None = None) -> None:
     """Allocate the disk blocks of ``path`` (a sparse file about to be mapped): a full disk is
-    then an error here, instead of a crash (SIGBUS) at the first write through the map."""
+    then an error here, instead of a crash (SIGBUS) at the first write through the map.
+    ``target``: what the error names (the file ``path`` will be renamed to)."""
     try:
         fd = os.open(path, os.O_RDWR)
     except OSError as exc:
-        raise write_error(exc, path) from None
+        raise write_error(exc, target or path) from None
     try:
         if hasattr(os, "posix_fallocate"):
             os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
     except OSError as exc:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # no such support: map anyway
-            raise write_error(exc, path) from None
+            raise write_error(exc, target or path) from None
     finally:
         os.close(fd)
 
@@ -155,9 +169,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: Path) -> list[Path]:
+def remove_stale_temporaries(folder: Path, target: str | None = None) -> list[Path]:
     """Remove the temporary files and folders of interrupted writes in ``folder`` (not below):
-    those whose process is gone. Returns what was removed."""
+    those whose process is gone; with ``target``, only those meant to become that name (in a
+    folder latentgen does not own). Returns what was removed."""
     removed: list[Path] = []
     try:
         entries = list(folder.iterdir())
@@ -165,7 +180,8 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         found = _TEMPORARY.match(entry.name)
-        if found is None or _pid_alive(int(found.group(1))):
+        if (found is None or (target is not None and found.group(1) != target)
+                or _pid_alive(int(found.group(2)))):
             continue
         try:
             if entry.is_dir() and not entry.is_symlink():
@@ -185,27 +201,37 @@ _CLEANED: set[Path] = set()
 def staged_files(folder: Path) -> Iterator[Path]:
     """A private folder in which to write files meant for ``folder``: when the block ends
     without error, each file in it is renamed into ``folder`` (keeping subfolders); when it
-    fails, nothing of it reaches ``folder``. For writers that cannot write atomically
-    themselves (picture, sound and video encoders)."""
+    fails, nothing of it reaches ``folder``, and a ``folder`` the block created is removed
+    again. For writers that cannot write atomically themselves (picture, sound and video
+    encoders)."""
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if folder.resolve() not in _CLEANED:  # once per folder: a batch job writes many times
-            remove_stale_temporaries(folder)
+            remove_stale_temporaries(folder, STAGING)
             _CLEANED.add(folder.resolve())
-        stage = Path(tempfile.mkdtemp(prefix=f".partial.{os.getpid()}.", suffix=".tmp",
+        stage = Path(tempfile.mkdtemp(prefix=f".{STAGING}.{os.getpid()}.", suffix=".tmp",
                                       dir=folder))
     except OSError as exc:
         raise write_error(exc, folder) from None
+    done = False
     try:
         yield stage
         for written in sorted(p for p in stage.rglob("*") if not p.is_dir()):
             target = folder / written.relative_to(stage)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(written, target)
+        done = True
     except OSError as exc:
         raise write_error(exc, folder) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if not done:
+            for created in missing:  # innermost first; only while they stay empty
+                try:
+                    created.rmdir()
+                except OSError:
+                    break
 
 
 def unstaged(paths: list[Path], stage: Path, folder: Path) -> list[Path]:

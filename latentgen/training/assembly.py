@@ -16,6 +16,7 @@ from latentgen.model.priors import Prior
 from latentgen.model.samplers import Sampler
 from latentgen.plugins.modality import Modality
 from latentgen.plugins.registry import get_registry, owner_of
+from latentgen.runtime.files import WriteError
 from latentgen.training.config import TrainConfig
 
 
@@ -66,6 +67,8 @@ class Model:
                 data = open_prepared(source, self.modality)  # type: ignore[arg-type]
             else:
                 data = self.modality.open_dataset(source, self.options)
+        except WriteError:
+            raise  # `latentgen prepare` writing its --out, not a fault of the data
         except UserError as exc:  # plugins name the path; the flag is known here
             raise UserError(f"{what}: {exc}") from None
         shape = tuple(self.generator.data_shape)

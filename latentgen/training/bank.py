@@ -82,9 +82,12 @@ class LatentBank:
         try:
             np.lib.format.open_memmap(disk_path, mode="w+", dtype=np.float32,
                                       shape=shape).flush()
-        except OSError as exc:
-            raise write_error(exc, disk_path) from None
-        reserve(disk_path)
+            reserve(disk_path)
+        except BaseException as exc:
+            disk_path.unlink(missing_ok=True)  # a full disk leaves no sparse file behind
+            if isinstance(exc, OSError):
+                raise write_error(exc, disk_path) from None
+            raise
         return open_disk_bank(disk_path, n, shard)
 
     def _put_chunk(self, c0: int, z: Tensor) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from latentgen.errors import UserError
+from latentgen.runtime.files import check_utf8_path
 from latentgen.training.config import (
     RESUMABLE,
     SETTINGS,
     TrainConfig,
-    learned_settings,
     read_toml,
     setting_flags,
 )
@@ -104,10 +104,12 @@ def _paths_as_text(values: dict[str, Any]) -> None:
     for key in PATH_SETTINGS:
         value = values.get(key)
         if isinstance(value, os.PathLike):
-            values[key] = os.fspath(value)
+            values[key] = value = os.fspath(value)
         elif value is not None and not isinstance(value, str):
             raise UserError(f"{key} must be a path (a str or pathlib.Path), not "
                             f"{type(value).__name__}; save tensors as .npy to train on them")
+        if isinstance(value, str):
+            check_utf8_path(value, SETTINGS[key].flag)
 
 
 def _table(value: Any, what: str) -> dict[str, Any]:
@@ -164,7 +166,7 @@ def resume_config(out: str | Path, config: ConfigSource = None, **changes: Any) 
     stored = run.read_config()
     state = run.load_checkpoint()
     done = int(state["epoch"])
-    _check_unedited(run, stored, state.get("settings"))
+    run.check_unedited(stored, state, "--resume: ")
     del state
     epochs = changes.get("epochs")
     if epochs is not None and epochs < done:
@@ -179,16 +181,3 @@ def resume_config(out: str | Path, config: ConfigSource = None, **changes: Any) 
     cfg.validate()
     return cfg
 
-
-def _check_unedited(run: RunDir, stored: TrainConfig, recorded: Any) -> None:
-    """Refuse a config.toml whose learning settings differ from those its checkpoint was
-    trained with (``learned_settings``; checkpoints of earlier versions record none)."""
-    if not isinstance(recorded, Mapping):
-        return
-    now = learned_settings(stored)
-    changed = [k for k in now if k in recorded and now[k] != recorded[k]]
-    if changed:
-        said = ", ".join(f"{k} = {now[k]!r} (trained with {recorded[k]!r})"
-                         for k in changed[:4])
-        raise UserError(f"--resume: {run.config_path} was edited since its checkpoint: {said}; "
-                        "restore those values, or start a new run to train with them")

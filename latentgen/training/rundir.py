@@ -26,9 +26,14 @@ import torch
 
 from latentgen.errors import UserError
 from latentgen.runtime.files import atomic_write, link_or_copy, temporary_name, write_error
-from latentgen.training.config import TrainConfig, read_toml
+from latentgen.training.config import TrainConfig, learned_settings, read_toml
 
 CHECKPOINT_FORMAT = 1
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _first_line(exc: BaseException) -> str:
@@ -65,6 +70,23 @@ class RunDir:
         values = read_toml(self.config_path)
         values["modality_options"] = values.pop("modality_options", {})
         return TrainConfig.from_dict(values, source=str(self.config_path))
+
+    def check_unedited(self, config: TrainConfig, state: dict[str, Any], prefix: str = ""
+                       ) -> None:
+        """Refuse a config.toml whose learning settings differ from those the checkpoint
+        ``state`` was trained with (``learned_settings``; checkpoints of earlier versions
+        record none): it would rebuild, or go on training, another model."""
+        recorded = state.get("settings")
+        if not isinstance(recorded, dict):
+            return
+        now = learned_settings(config)
+        changed = [k for k in now if k in recorded and now[k] != recorded[k]]
+        if changed:
+            said = ", ".join(f"{k} = {_short(now[k])} (trained with {_short(recorded[k])})"
+                             for k in changed[:4])
+            raise UserError(f"{prefix}{self.config_path} was edited since its checkpoint: "
+                            f"{said}; restore those values, or start a new run to train with "
+                            "them")
 
     # -- checkpoints ---------------------------------------------------------------------
     def kept_checkpoint(self, epoch: int) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +23,12 @@ from latentgen.errors import UserError
 from latentgen.model.nets import generate
 from latentgen.runtime.devices import resolve_device
 from latentgen.runtime.distributed import Shard, barrier, session
-from latentgen.runtime.files import WriteError, remove_stale_temporaries, write_error
+from latentgen.runtime.files import (
+    WriteError,
+    check_utf8_path,
+    remove_stale_temporaries,
+    write_error,
+)
 from latentgen.runtime.lock import FolderLock
 from latentgen.runtime.seeding import derived_generator, rng_state, set_rng_state
 from latentgen.runtime.speed import compile_errors, place_storage
@@ -63,9 +69,10 @@ class Trainer:
         self.run = RunDir(out)
         self.resume = resume
         self.extra_observers = list(observers or [])
-        if not resume and self.run.holds_run():
-            raise UserError(f"{out} already holds a run; pass --resume to continue it or "
-                            "choose another --out")
+        check_utf8_path(self.run.path, "--out")
+        if self.run.path.is_symlink() and not self.run.path.exists():
+            raise UserError(f"--out {out} is a link to {os.readlink(self.run.path)}, which does "
+                            "not exist; create that folder or give another --out")
         for parent in [self.run.path, *self.run.path.parents]:
             if parent.exists() and not parent.is_dir():
                 raise UserError(f"--out {out} is inside {parent}, which is a file; give a "
@@ -99,17 +106,13 @@ class Trainer:
                 if shard.is_main:
                     self._claim()
                 self._fit()
-            except WriteError as exc:
-                raise self._write_failed(exc) from None
-            except OSError as exc:  # a writer that names no file (an observer's, a plugin's)
-                told = write_error(exc, self.run.path)
-                if isinstance(told, WriteError):
-                    raise self._write_failed(told) from None
-                raise
-            except BaseException:
+            except BaseException as exc:
                 if lock is not None and created:
                     lock.release()
                     _remove_if_empty(self.run.path)
+                told = write_error(exc, self.run.path) if isinstance(exc, OSError) else exc
+                if isinstance(told, WriteError):  # a full disk, an unwritable folder
+                    raise self._write_failed(told) from None
                 raise
             finally:
                 if lock is not None:
@@ -117,8 +120,8 @@ class Trainer:
         return self.run
 
     def _claim(self) -> None:
-        """Under the lock: check again that a new run does not overwrite one (another process
-        may have finished one since ``__init__``), and remove what interrupted writes left."""
+        """Under the lock (so that a second ``train`` is told who is training): a new run does
+        not overwrite one; remove what interrupted writes left."""
         if not self.resume and self.run.holds_run():
             raise UserError(f"{self.run.path} already holds a run; pass --resume to continue it "
                             "or choose another --out")
@@ -337,10 +340,14 @@ class Trainer:
 
 
 def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass  # not empty (or gone): leave it
+    """Remove ``folder`` if it holds no file (empty subfolders go too)."""
+    inner = sorted((p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()),
+                   key=lambda p: len(p.parts), reverse=True)
+    for path in [*inner, folder]:
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # not empty (or gone): leave it
 
 
 def write_sample_grid(model: Model, z: torch.Tensor, path: Path) -> list[Path]:
