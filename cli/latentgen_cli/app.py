@@ -13,7 +13,7 @@ import typer
 
 from latentgen.data.mask_specs import MASK_HELP
 from latentgen.errors import UserError
-from latentgen.evaluation.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS
+from latentgen.evaluation.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_SYNTHESIS_N
 from latentgen.version import __version__
 
 from .options import (
@@ -203,24 +203,45 @@ def evaluate(
     sampler: str = SamplerOpt,
     mask: str | None = typer.Option(None, help="Occlude every set and report the error on the "
                                        "missing entries: " + MASK_HELP + "."),
+    synthesis: bool = typer.Option(False, "--synthesis", help="Also measure synthesis: the "
+                                   "sliced Wasserstein distance of N prior samples from the "
+                                   "reference, beside probabilistic PCA's samples and real "
+                                   "data's floor (docs/experiments.md)."),
+    reference: str | None = typer.Option(None, "--reference", metavar="test|train|PATH",
+                                         help="Data the samples are compared with (default: "
+                                         "test when --test-data is given, else train)."),
+    n: int = typer.Option(DEFAULT_SYNTHESIS_N, "--n", help="Samples for --synthesis (and as "
+                          "many reference, PCA and floor examples); compare results at equal "
+                          "N."),
+    seed: int = typer.Option(0, help="Random seed of --synthesis (samples, patches)."),
+    reconstruction: bool = typer.Option(True, "--reconstruction/--no-reconstruction",
+                                        help="Report the reconstruction errors (--no-"
+                                        "reconstruction: only --synthesis)."),
     as_json: bool = JsonOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Reconstruction error on training data (from its banked latents), held-out and negative data,
-    beside PCA with as many components as the generator has latent numbers."""
+    beside PCA with as many components as the generator has latent numbers; with --synthesis,
+    how far prior samples are from real data."""
     import latentgen
 
-    from .tables import evaluation_table, finite_or_null
+    from .tables import evaluation_table, finite_or_null, synthesis_table
 
     trained = latentgen.load_run(run, device)
     result = trained.evaluate(test=test_data, negative=negative_data, infer_steps=infer_steps,
-                              sampler=sampler, mask=mask)
+                              sampler=sampler, mask=mask, synthesis=synthesis,
+                              reference=reference, n=n, seed=seed,
+                              reconstruction=reconstruction or not synthesis)
     if as_json:
         print(json.dumps(finite_or_null(result), allow_nan=False))
         return
     sets = ["train"] + [name for name, given in (("test", test_data),
                                                  ("negative", negative_data)) if given]
-    evaluation_table(_console(), trained, result, sets, infer_steps, sampler, mask)
+    console = _console()
+    if "pca" in result:
+        evaluation_table(console, trained, result, sets, infer_steps, sampler, mask)
+    if "synthesis" in result:
+        synthesis_table(console, result["synthesis"])
 
 
 @app.command()

@@ -46,6 +46,27 @@ def evaluation_table(console: Console, trained: Any, result: dict[str, Any], set
         console.print(f"rule: {result['regime']['rule']}", style="dim")
 
 
+def synthesis_table(console: Console, result: dict[str, Any]) -> None:
+    """The synthesis measures: the model's distance beside PCA's and the floor, per level."""
+    from rich.markup import escape
+
+    table = Table(title=f"synthesis — sliced Wasserstein distance (x 1e3) of {result['n']} "
+                        f"examples from {escape(str(result['reference']))}")
+    levels = len(result["swd_levels"])
+    for col in ["samples", "SWD", *[f"level {i + 1}" for i in range(levels)]]:
+        table.add_column(col, justify="left" if col == "samples" else "right")
+    for name, key in (("model (prior samples)", "swd"), ("PCA (probabilistic, same d)",
+                                                          "swd_pca"),
+                      ("floor (training examples)", "swd_floor")):
+        table.add_row(name, f"{result[key]:.2f}", *[f"{v:.2f}" for v in result[key + "_levels"]])
+    console.print(table)
+    rel = result["rel"]
+    console.print(f"rel = (model - floor) / (PCA - floor) = {rel:.3f}" if rel == rel else
+                  "rel: undefined (PCA's samples are no farther than the floor)")
+    console.print("rel 0: as close as real data; 1: no closer than PCA; levels run from the "
+                  "finest to the coarsest", style="dim")
+
+
 def plugins_table(console: Console, as_json: bool) -> None:
     from dataclasses import asdict
 

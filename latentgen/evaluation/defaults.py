@@ -6,3 +6,5 @@ DEFAULT_SAMPLER = "map"
 #: MAP steps that take a training example's banked latent (a Langevin sample, noisy by design)
 #: to its posterior mode; measured on 24x24 digits, 10 steps already match 300 steps from Z = 0
 REFINE_STEPS = 30
+#: prior samples (and as many reference, PCA and floor examples) the synthesis measures compare
+DEFAULT_SYNTHESIS_N = 1000

@@ -20,6 +20,7 @@ import torch
 from latentgen.data.examples import Examples
 from latentgen.errors import UserError
 from latentgen.evaluation import outputs, work
+from latentgen.evaluation.defaults import DEFAULT_SYNTHESIS_N
 from latentgen.evaluation.inference import DEFAULT_SAMPLER, DEFAULT_STEPS
 from latentgen.evaluation.work import Reconstruction, Source
 from latentgen.model.generator import Generator
@@ -150,10 +151,51 @@ class Run:
 
     def evaluate(self, test: Source = None, negative: Source = None, train: bool = True,
                  infer_steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
-                 mask: str | None = None) -> dict[str, Any]:
+                 mask: str | None = None, synthesis: bool = False,
+                 reference: Source = None, n: int = DEFAULT_SYNTHESIS_N,
+                 seed: int = 0, reconstruction: bool = True) -> dict[str, Any]:
         """Per-element reconstruction error of the training data (from its banked latents),
         ``test`` and ``negative`` beside PCA's at the same d: the dict `evaluate --json`
-        prints (its keys: train, test, negative, pca, and regime when all three are there)."""
+        prints (its keys: train, test, negative, pca, and regime when all three are there).
+        ``synthesis=True`` adds ``"synthesis"``: ``synthesis_quality(reference, n, seed)``
+        (``reference`` defaults to ``test`` when it is given, else the training data);
+        ``reconstruction=False`` leaves the reconstruction errors out."""
+        result: dict[str, Any] = {}
+        if synthesis:
+            ref = reference if reference is not None else ("test" if test is not None
+                                                           else "train")
+            result["synthesis"] = self.synthesis_quality(ref, n=n, seed=seed, test=test)
+            if not reconstruction:
+                return result
+        return {**self._reconstruction_errors(test, negative, train, infer_steps, sampler,
+                                              mask), **result}
+
+    def synthesis_quality(self, reference: Source = "train", n: int = DEFAULT_SYNTHESIS_N,
+                          seed: int = 0, test: Source = None) -> dict[str, Any]:
+        """How far ``n`` prior samples are from ``reference`` ("train", "test" for ``test``
+        or the run's --test-data, or data: a path, a tensor, a Dataset), beside probabilistic
+        PCA at the same number of latent numbers and the floor of real data: ``{"swd",
+        "swd_levels", "swd_pca", "swd_floor", "rel", "n", "reference"}``
+        (``latentgen.evaluation.synthesis``)."""
+        from latentgen.evaluation.synthesis import synthesis_quality
+
+        if isinstance(reference, str) and reference == "train":
+            return synthesis_quality(self, self.training_examples(), "train", n, seed,
+                                     reference_is_train=True)
+        if isinstance(reference, str) and reference == "test":
+            test = test if test is not None else self.config.test_data
+            if test is None:
+                raise UserError("--reference test needs held-out data: give --test-data (or "
+                                "train with it), or use --reference train or a path")
+            data, _ = work.open_source(self, test, "--test-data")
+            return synthesis_quality(self, data, "test", n, seed)
+        data, _ = work.open_source(self, reference, "--reference")
+        name = str(reference) if isinstance(reference, (str, Path)) else "data"
+        return synthesis_quality(self, data, name, n, seed)
+
+    def _reconstruction_errors(self, test: Source, negative: Source, train: bool,
+                               infer_steps: int, sampler: str, mask: str | None
+                               ) -> dict[str, Any]:
         sets: dict[str, Source] = {"train": None} if train else {}
         if test is not None:
             sets["test"] = test

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -96,6 +97,23 @@ class Modality(ABC):
         """Modality-specific error measures of reconstructions ``x`` of ``y``: name -> one
         value per example (e.g. a spectral distance for sound). Reported by ``evaluate``."""
         return {}
+
+    def feature_pictures(self, x: Tensor, opts: Any) -> Tensor:
+        """Model-space examples ``x`` as pictures (M, C, H, W) whose patch statistics the
+        synthesis measures compare (``latentgen evaluate --synthesis``); M may differ from
+        len(x) (e.g. one picture per video frame). The default takes pictures as they are,
+        the frames of (N, C, T, H, W) examples, and lays a sequence (N, C, L) out as rows of
+        a square picture; modalities override it where raw values mislead (sound: phase)."""
+        if x.dim() == 4:
+            return x
+        if x.dim() == 5:
+            return x.transpose(1, 2).flatten(0, 1)
+        if x.dim() == 3:
+            side = max(1, int(math.isqrt(x.shape[-1])))
+            n = side * (x.shape[-1] // side)
+            return x[..., :n].reshape(x.shape[0], x.shape[1], -1, side)
+        raise ValueError(f"no default feature pictures for examples of shape "
+                         f"{tuple(x.shape[1:])}; override Modality.feature_pictures")
 
     # -- writers -------------------------------------------------------------------------
     @abstractmethod

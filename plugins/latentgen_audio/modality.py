@@ -81,6 +81,11 @@ class AudioModality(Modality):
     def open_dataset(self, source: str | None, opts: AudioOptions) -> Examples:
         return open_sounds(source, opts.sample_rate, opts.clip_seconds, opts.normalize)
 
+    def feature_pictures(self, x: torch.Tensor, opts: AudioOptions) -> torch.Tensor:
+        """Log-mel spectrograms (N, 1, mel bands, frames), in dB: what a listener hears,
+        without the phase that makes equal-sounding waves differ sample by sample."""
+        return log_mel(x, opts.sample_rate).unsqueeze(1)
+
     def extra_metrics(self, y: torch.Tensor, x: torch.Tensor, opts: AudioOptions
                       ) -> dict[str, torch.Tensor]:
         return {"log_mel_db": log_mel_distance(y, x, opts.sample_rate)}

@@ -138,6 +138,12 @@ class VideoModality(Modality):
         _write_video(tile(cells, enlarge), video, fmt, opts.fps)  # (T, H', W', ch): frames
         return [png, video]
 
+    def feature_pictures(self, x: torch.Tensor, opts: VideoOptions) -> torch.Tensor:
+        """Each frame beside the change to the next (N * (T - 1), 2C, H, W): patches then
+        compare how the clips move as well as how their frames look."""
+        frames, change = x[:, :, :-1], x[:, :, 1:] - x[:, :, :-1]
+        return torch.cat([frames, change], dim=1).transpose(1, 2).flatten(0, 1)
+
     def read_examples(self, paths: list[Path], opts: VideoOptions) -> torch.Tensor:
         mode = "L" if opts.channels == 1 else "RGB"
         clips = []

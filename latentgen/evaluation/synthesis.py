@@ -1,0 +1,141 @@
+"""Synthesis, measured: how far the generator's prior samples are from real data, beside the
+linear model it generalises and the floor that real data itself reaches.
+
+Three sets of N examples are compared with N reference examples (held-out data, the training
+data, or any data) by the multi-scale sliced Wasserstein distance of their feature pictures
+(``Modality.feature_pictures``: pixels, log-mel spectrograms, frames and their changes):
+
+- the model: f(Z) for Z drawn from the prior;
+- PCA: samples of probabilistic PCA (factor analysis with isotropic noise) with as many
+  components as the generator has latent numbers, fit on the training data and clipped to the
+  data range, as the generator's output is;
+- the floor: training examples (others than the reference's, when the reference is the
+  training data). A perfect generator scores about the floor, not 0: N samples of the data's
+  own distribution are that far from N others.
+
+``rel = (model - floor) / (PCA - floor)``: 0 is as good as real data, 1 no better than PCA.
+The distance depends on N: compare numbers at equal N.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from latentgen.data.examples import Examples
+from latentgen.errors import UserError
+from latentgen.evaluation.baselines import fit_pca
+from latentgen.evaluation.defaults import DEFAULT_SYNTHESIS_N
+from latentgen.evaluation.swd import SWDReference
+from latentgen.evaluation.work import synthesis_batches
+from latentgen.runtime.seeding import derived_generator
+
+if TYPE_CHECKING:
+    from latentgen.evaluation.run import Run
+
+#: feature pictures per set at most (a video gives one per frame): evenly spaced beyond it
+MAX_PICTURES = 4096
+
+
+@dataclass
+class PPCA:
+    """Probabilistic PCA (Tipping and Bishop 1999): x = mean + W z + sigma e, z ~ N(0, I_k),
+    e ~ N(0, I_D), with the maximum-likelihood W and sigma^2 of the training data."""
+
+    mean: Tensor        # (D,)
+    components: Tensor  # (k, D), orthonormal rows
+    variances: Tensor   # (k,) the data's variance along each component
+    noise: float        # sigma^2: the mean variance of the other D - k directions
+    shape: tuple[int, ...]
+    clip: tuple[float, float] | None = None
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` examples (n, *shape); the covariance in the components' subspace is the
+        data's (``variances``), sigma^2 elsewhere."""
+        k, dim = self.components.shape
+        z = torch.randn(n, k, generator=generator, dtype=torch.float64)
+        e = torch.randn(n, dim, generator=generator, dtype=torch.float64)
+        scale = (self.variances - self.noise).clamp_min(0).sqrt()
+        x = self.mean + (z * scale) @ self.components + math.sqrt(self.noise) * e
+        x = x.float().view(n, *self.shape)
+        return x.clamp(*self.clip) if self.clip else x
+
+
+@torch.no_grad()
+def fit_ppca(data: Examples, k: int, device: torch.device,
+             clip: tuple[float, float] | None = None, batch_size: int = 512) -> PPCA:
+    """Probabilistic PCA of ``data`` with ``k`` components (float64)."""
+    pca = fit_pca(data, k, device, batch_size=batch_size)
+    mean, comp = pca.mean.to(device), pca.components.to(device)
+    along = torch.zeros(len(comp), dtype=torch.float64, device=device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    for index in torch.arange(len(data)).split(batch_size):
+        x = data.get(index, device).flatten(1).double() - mean
+        along += (x @ comp.T).pow(2).sum(0)
+        total += x.pow(2).sum()
+    n, dim = len(data), comp.shape[1]
+    variances = along / max(1, n - 1)
+    rest = (total / max(1, n - 1) - variances.sum()).clamp_min(0)
+    noise = float(rest / (dim - len(comp))) if dim > len(comp) else 0.0
+    shape = tuple(data.example_shape)
+    return PPCA(pca.mean, pca.components, variances.cpu(), noise, shape, clip)
+
+
+def _pick(n_total: int, n: int, seed: int, key: str, exclude: Tensor | None = None) -> Tensor:
+    """``n`` indices of ``n_total``, seeded, not in ``exclude``."""
+    order = torch.randperm(n_total, generator=derived_generator(seed, key))
+    if exclude is not None:
+        order = order[~torch.isin(order, exclude)]
+    return order[:n].sort().values
+
+
+def _pictures(run: Run, x: Tensor) -> Tensor:
+    model = run.model
+    pics = model.modality.feature_pictures(x, model.options).float()
+    if len(pics) > MAX_PICTURES:
+        pics = pics[torch.linspace(0, len(pics) - 1, MAX_PICTURES).long()]
+    return pics
+
+
+def _examples(data: Examples, index: Tensor, batch_size: int = 512) -> Tensor:
+    return torch.cat([data.get(part) for part in index.split(batch_size)])
+
+
+def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT_SYNTHESIS_N,
+                      seed: int = 0, batch_size: int = 256,
+                      reference_is_train: bool = False) -> dict[str, Any]:
+    """The synthesis measures of ``run`` against ``reference`` (named ``name`` in the result):
+    ``{"swd", "swd_levels", "swd_pca", "swd_floor", "rel", "n", "reference"}``."""
+    if n < 2:
+        raise UserError(f"--n must be at least 2 for the synthesis measures, got {n}")
+    train = run.training_examples()
+    # N of each set: as many as the reference holds, and as the training data holds for the
+    # floor (the other half, when the reference is the training data)
+    n = min(n, len(train) // 2 if reference_is_train else min(len(reference), len(train)))
+    if n < 2:
+        raise UserError(f"the reference ({name}) holds too few examples for the synthesis "
+                        "measures; give one with at least 2 (4 when it is the training data)")
+    ref_index = _pick(len(reference), n, seed, "swd-reference")
+    floor_index = _pick(len(train), n, seed, "swd-floor",
+                        exclude=ref_index if reference_is_train else None)
+    ref = SWDReference(_pictures(run, _examples(reference, ref_index)), seed=seed)
+
+    samples = torch.cat(list(synthesis_batches(run, n, seed=seed, batch_size=batch_size)))
+    model = run.model
+    ppca = fit_ppca(train, int(math.prod(model.generator.latent_shape)), run.device,
+                    clip=model.modality.data_range)
+    baseline = ppca.sample(n, generator=derived_generator(seed, "swd-ppca"))
+    floor_set = _examples(train, floor_index)
+    got = ref.distance(_pictures(run, samples))
+    pca = ref.distance(_pictures(run, baseline))
+    floor = ref.distance(_pictures(run, floor_set))
+    gap = pca.mean - floor.mean
+    rel = (got.mean - floor.mean) / gap if gap > 0 else math.nan
+    return {"swd": got.mean, "swd_levels": got.levels, "swd_pca": pca.mean,
+            "swd_pca_levels": pca.levels, "swd_floor": floor.mean,
+            "swd_floor_levels": floor.levels, "rel": rel, "n": n, "reference": name}

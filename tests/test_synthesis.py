@@ -1,0 +1,120 @@
+"""Synthesis measures: the multi-scale sliced Wasserstein distance, the probabilistic PCA
+baseline, each modality's feature pictures, and `evaluate --synthesis`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from latentgen.data.examples import Examples
+from latentgen.evaluation.swd import SWDReference, laplacian_pyramid, swd
+from latentgen.evaluation.synthesis import fit_ppca
+from latentgen.plugins.registry import get_registry
+
+
+def _pictures(n: int = 96, side: int = 32, seed: int = 0) -> torch.Tensor:
+    """Smooth random pictures in [-1, 1] (blurred noise: structure at several scales)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, side, side, generator=g)
+    return torch.tanh(F.avg_pool2d(x, 5, 1, 2) * 2)
+
+
+def test_a_set_is_at_distance_zero_from_itself():
+    x = _pictures()
+    assert swd(x, x).mean == 0.0
+    assert SWDReference(x).distance(x.clone()).levels == [0.0] * len(laplacian_pyramid(x))
+
+
+@pytest.mark.parametrize("change", ["shift", "blur"])
+def test_the_distance_grows_with_a_shift_or_a_blur(change):
+    x = _pictures()
+    ref = SWDReference(x)
+    if change == "shift":
+        versions = [x + s for s in (0.05, 0.1, 0.2, 0.4)]
+    else:
+        versions = [F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False) for k in (3, 5, 7, 9)]
+    distances = [ref.distance(v).mean for v in versions]
+    assert all(a < b for a, b in zip([0.0, *distances], distances)), distances
+
+
+def test_other_data_is_farther_than_more_of_the_same(tiny_data):
+    test = torch.from_numpy(np.load(tiny_data["test"])).float()[:, None] / 127.5 - 1
+    train = torch.from_numpy(np.load(tiny_data["train"])).float()[:, None] / 127.5 - 1
+    other = torch.from_numpy(np.load(tiny_data["negative"])).float()[:, None] / 127.5 - 1
+    n = min(len(test), len(other))
+    ref = SWDReference(test[:n])
+    assert ref.distance(train[:n]).mean < ref.distance(other[:n]).mean
+
+
+def test_the_pyramid_goes_down_to_16_pixels():
+    assert [lv.shape[-1] for lv in laplacian_pyramid(torch.zeros(1, 1, 64, 64))] == [64, 32, 16]
+    assert [lv.shape[-1] for lv in laplacian_pyramid(torch.zeros(1, 1, 16, 16))] == [16]
+
+
+def test_probabilistic_pca_reproduces_the_covariance_in_its_subspace():
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(20, 3, generator=g, dtype=torch.float64))[0].T
+    scales = torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)
+    y = ((torch.randn(4000, 3, generator=g, dtype=torch.float64) * scales) @ basis
+         + 0.1 * torch.randn(4000, 20, generator=g, dtype=torch.float64))
+    data = Examples(y.float().view(4000, 1, 20), lambda b: b, "gaussian")
+    ppca = fit_ppca(data, 3, torch.device("cpu"))
+    assert ppca.noise == pytest.approx(0.01, rel=0.1)
+    x = ppca.sample(20000, generator=torch.Generator().manual_seed(1)).double().flatten(1)
+    comp = ppca.components.double()
+    sample_cov = torch.cov(((x - ppca.mean) @ comp.T).T)
+    data_cov = torch.cov(((y - y.mean(0)) @ comp.T).T)
+    torch.testing.assert_close(sample_cov, data_cov, atol=0.15, rtol=0.05)
+
+
+def test_feature_pictures_have_the_documented_shapes():
+    reg = get_registry()
+    audio, video, image = (reg.modality(m) for m in ("audio", "video", "image"))
+    sound = torch.zeros(4, 1, 16000)
+    mel = audio.feature_pictures(sound, audio.make_options({}))
+    assert mel.shape[:3] == (4, 1, 64) and mel.shape[3] > 50  # (N, 1, mel bands, frames)
+    clips = torch.zeros(2, 3, 8, 16, 16)
+    assert video.feature_pictures(clips, video.make_options({})).shape == (2 * 7, 6, 16, 16)
+    pictures = torch.zeros(5, 3, 16, 16)
+    assert image.feature_pictures(pictures, image.make_options({})) is pictures
+    # the default for sequences a plugin does not describe: rows of a square picture
+    assert image.__class__.__bases__[0].feature_pictures(image, torch.zeros(3, 2, 100),
+                                                         None).shape == (3, 2, 10, 10)
+
+
+def test_evaluate_synthesis_gives_every_field(trained_run, tiny_data, cli):
+    res = cli("evaluate", trained_run, "--synthesis", "--n", "64", "--test-data",
+              tiny_data["test"], "--json")
+    assert res.code == 0, res
+    found = json.loads(res.out)["synthesis"]
+    for key in ("swd", "swd_levels", "swd_pca", "swd_floor", "rel", "n", "reference"):
+        assert key in found, key
+    assert found["reference"] == "test" and found["n"] == 32  # the test set holds 32
+    assert found["swd_floor"] < found["swd_pca"]
+    res = cli("evaluate", trained_run, "--synthesis", "--n", "64", "--reference", "train")
+    assert res.code == 0 and "floor (training examples)" in res.out and "rel" in res.out, res
+
+
+def test_reference_test_without_test_data_is_one_line(trained_run, cli):
+    res = cli("evaluate", trained_run, "--synthesis", "--reference", "test")
+    assert res.code == 2 and "--reference test needs held-out data" in res.err, res
+
+
+def test_the_python_api_measures_synthesis(trained_run):
+    import latentgen
+
+    run = latentgen.load_run(trained_run, device="cpu")
+    a = run.synthesis_quality("train", n=40, seed=3)
+    b = run.synthesis_quality("train", n=40, seed=3)
+    assert a == b and a["n"] == 40  # seeded
+
+
+def test_synthesis_alone_leaves_the_reconstruction_errors_out(trained_run, cli):
+    res = cli("evaluate", trained_run, "--synthesis", "--no-reconstruction", "--n", "32",
+              "--json")
+    assert res.code == 0, res
+    assert list(json.loads(res.out)) == ["synthesis"]
