@@ -13,7 +13,6 @@ import typer
 
 from latentgen.data.mask_specs import MASK_HELP
 from latentgen.errors import UserError
-from latentgen.evaluation.defaults import DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_SYNTHESIS_N
 from latentgen.version import __version__
 
 from .options import (
@@ -23,24 +22,27 @@ from .options import (
     settings_params,
     with_params,
 )
+from .verb_options import (
+    DeviceOpt,
+    FormatOpt,
+    InferStepsOpt,
+    JsonOpt,
+    NegativeOpt,
+    NLLOpt,
+    NLLSamplesOpt,
+    ReconstructionOpt,
+    ReferenceOpt,
+    RunArg,
+    SamplerOpt,
+    SynthesisNOpt,
+    SynthesisOpt,
+    SynthesisSeedOpt,
+    TestOpt,
+)
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode="rich")
 
-RunArg = typer.Argument(..., help="Run directory written by `latentgen train` (its --out).",
-                        show_default=False)
-DeviceOpt = typer.Option("auto", help="auto (CUDA when present), cpu or cuda.")
-FormatOpt = typer.Option(None, "--format", help="File format, for modalities that write "
-                         "several (video: mp4 or gif; default: the modality's first).",
-                         show_default=False)
-InferStepsOpt = typer.Option(DEFAULT_STEPS, "--infer-steps", help="Inference steps for data "
-                             "without banked latents (from Z = 0).")
-SamplerOpt = typer.Option(DEFAULT_SAMPLER, help="Inference for data without banked latents: "
-                          "map (gradient descent on the log posterior with a self-tuning step), "
-                          "gd (the seed's fixed-step update) or langevin (a posterior sample).")
-TestOpt = typer.Option(None, "--test-data", help="Held-out data of the training category.")
-NegativeOpt = typer.Option(None, "--negative-data", help="Data of another category.")
-JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
 
 
 def _console() -> Any:
@@ -203,20 +205,13 @@ def evaluate(
     sampler: str = SamplerOpt,
     mask: str | None = typer.Option(None, help="Occlude every set and report the error on the "
                                        "missing entries: " + MASK_HELP + "."),
-    synthesis: bool = typer.Option(False, "--synthesis", help="Also measure synthesis: the "
-                                   "sliced Wasserstein distance of N prior samples from the "
-                                   "reference, beside probabilistic PCA's samples and real "
-                                   "data's floor (docs/experiments.md)."),
-    reference: str | None = typer.Option(None, "--reference", metavar="test|train|PATH",
-                                         help="Data the samples are compared with (default: "
-                                         "test when --test-data is given, else train)."),
-    n: int = typer.Option(DEFAULT_SYNTHESIS_N, "--n", help="Samples for --synthesis (and as "
-                          "many reference, PCA and floor examples); compare results at equal "
-                          "N."),
-    seed: int = typer.Option(0, help="Random seed of --synthesis (samples, patches)."),
-    reconstruction: bool = typer.Option(True, "--reconstruction/--no-reconstruction",
-                                        help="Report the reconstruction errors (--no-"
-                                        "reconstruction: only --synthesis)."),
+    synthesis: bool = SynthesisOpt,
+    reference: str | None = ReferenceOpt,
+    n: int = SynthesisNOpt,
+    seed: int = SynthesisSeedOpt,
+    nll: bool = NLLOpt,
+    nll_samples: int = NLLSamplesOpt,
+    reconstruction: bool = ReconstructionOpt,
     as_json: bool = JsonOpt,
     device: str = DeviceOpt,
 ) -> None:
@@ -225,13 +220,14 @@ def evaluate(
     how far prior samples are from real data."""
     import latentgen
 
-    from .tables import evaluation_table, finite_or_null, synthesis_table
+    from .tables import evaluation_table, finite_or_null, likelihood_table, synthesis_table
 
     trained = latentgen.load_run(run, device)
     result = trained.evaluate(test=test_data, negative=negative_data, infer_steps=infer_steps,
                               sampler=sampler, mask=mask, synthesis=synthesis,
                               reference=reference, n=n, seed=seed,
-                              reconstruction=reconstruction or not synthesis)
+                              reconstruction=reconstruction or not (synthesis or nll), nll=nll,
+                              nll_samples=nll_samples)
     if as_json:
         print(json.dumps(finite_or_null(result), allow_nan=False))
         return
@@ -242,6 +238,8 @@ def evaluate(
         evaluation_table(console, trained, result, sets, infer_steps, sampler, mask)
     if "synthesis" in result:
         synthesis_table(console, result["synthesis"])
+    if "nll" in result:
+        likelihood_table(console, result["nll"])
 
 
 @app.command()

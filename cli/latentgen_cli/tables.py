@@ -67,6 +67,23 @@ def synthesis_table(console: Console, result: dict[str, Any]) -> None:
                   "finest to the coarsest", style="dim")
 
 
+def likelihood_table(console: Console, result: dict[str, Any]) -> None:
+    """-log p(Y) per set, the generator's estimate beside probabilistic PCA's exact value."""
+    table = Table(title="negative log-likelihood (model space), lower is better")
+    for col in ("set", "examples", "model nats", "± se", "model bits/dim", "PCA nats",
+                "PCA bits/dim"):
+        table.add_column(col, justify="left" if col == "set" else "right")
+    for name, r in result.items():
+        table.add_row(name, str(r["n"]), f"{r['nll']:.1f}", f"{r['nll_se']:.1f}",
+                      f"{r['bits_per_dim']:.3f}", f"{r['pca_nll']:.1f}",
+                      f"{r['pca_bits_per_dim']:.3f}")
+    console.print(table)
+    some = next(iter(result.values()))
+    console.print(f"importance sampling: {some['samples']} draws per example from the Laplace "
+                  "approximation at the posterior mode; PCA: exact, same number of latent "
+                  "numbers", style="dim")
+
+
 def plugins_table(console: Console, as_json: bool) -> None:
     from dataclasses import asdict
 

@@ -8,3 +8,5 @@ DEFAULT_SAMPLER = "map"
 REFINE_STEPS = 30
 #: prior samples (and as many reference, PCA and floor examples) the synthesis measures compare
 DEFAULT_SYNTHESIS_N = 1000
+#: importance samples per example of `evaluate --nll`
+DEFAULT_NLL_SAMPLES = 128

@@ -20,7 +20,7 @@ import torch
 from latentgen.data.examples import Examples
 from latentgen.errors import UserError
 from latentgen.evaluation import outputs, work
-from latentgen.evaluation.defaults import DEFAULT_SYNTHESIS_N
+from latentgen.evaluation.defaults import DEFAULT_NLL_SAMPLES, DEFAULT_SYNTHESIS_N
 from latentgen.evaluation.inference import DEFAULT_SAMPLER, DEFAULT_STEPS
 from latentgen.evaluation.work import Reconstruction, Source
 from latentgen.model.generator import Generator
@@ -153,22 +153,51 @@ class Run:
                  infer_steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                  mask: str | None = None, synthesis: bool = False,
                  reference: Source = None, n: int = DEFAULT_SYNTHESIS_N,
-                 seed: int = 0, reconstruction: bool = True) -> dict[str, Any]:
+                 seed: int = 0, reconstruction: bool = True, nll: bool = False,
+                 nll_samples: int = DEFAULT_NLL_SAMPLES) -> dict[str, Any]:
         """Per-element reconstruction error of the training data (from its banked latents),
         ``test`` and ``negative`` beside PCA's at the same d: the dict `evaluate --json`
         prints (its keys: train, test, negative, pca, and regime when all three are there).
         ``synthesis=True`` adds ``"synthesis"``: ``synthesis_quality(reference, n, seed)``
         (``reference`` defaults to ``test`` when it is given, else the training data);
-        ``reconstruction=False`` leaves the reconstruction errors out."""
+        ``reconstruction=False`` leaves the reconstruction errors out. ``nll=True`` adds
+        ``"nll"``: for ``test`` and ``negative``, ``log_likelihood`` with ``nll_samples``."""
         result: dict[str, Any] = {}
+        if nll:
+            held = {k: v for k, v in (("test", test), ("negative", negative)) if v is not None}
+            if not held:
+                raise UserError("--nll needs held-out data: give --test-data (and "
+                                "--negative-data)")
+            result["nll"] = {name: self.log_likelihood(source, samples=nll_samples,
+                                                       steps=infer_steps, seed=seed)
+                             for name, source in held.items()}
         if synthesis:
             ref = reference if reference is not None else ("test" if test is not None
                                                            else "train")
             result["synthesis"] = self.synthesis_quality(ref, n=n, seed=seed, test=test)
-            if not reconstruction:
-                return result
+        if not reconstruction:
+            return result
         return {**self._reconstruction_errors(test, negative, train, infer_steps, sampler,
                                               mask), **result}
+
+    def log_likelihood(self, data: Source, samples: int = DEFAULT_NLL_SAMPLES,
+                       steps: int = DEFAULT_STEPS, seed: int = 0) -> dict[str, Any]:
+        """The marginal log-likelihood of ``data`` by importance sampling around each
+        example's posterior mode (``samples`` draws), beside probabilistic PCA's exact one at
+        the same number of latent numbers: ``{"nll", "nll_se", "bits_per_dim",
+        "bits_per_dim_se", "pca_nll", "pca_bits_per_dim", "n", "samples"}`` (nats per
+        example; ``latentgen.evaluation.likelihood``)."""
+        import math
+
+        from latentgen.evaluation.likelihood import likelihood_summary
+        from latentgen.evaluation.synthesis import fit_ppca
+
+        if samples < 2:
+            raise UserError(f"--nll-samples must be at least 2, got {samples}")
+        examples, _ = work.open_source(self, data, "--test-data")
+        ppca = fit_ppca(self.training_examples(), int(math.prod(self.generator.latent_shape)),
+                        self.device)
+        return likelihood_summary(self.model, ppca, examples, self.device, samples, steps, seed)
 
     def synthesis_quality(self, reference: Source = "train", n: int = DEFAULT_SYNTHESIS_N,
                           seed: int = 0, test: Source = None) -> dict[str, Any]:

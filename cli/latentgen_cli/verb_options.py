@@ -1,0 +1,48 @@
+"""Options the verbs that work on a trained run share, declared once (no torch import:
+`--help` shows them)."""
+
+import typer
+
+from latentgen.evaluation.defaults import (
+    DEFAULT_NLL_SAMPLES,
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    DEFAULT_SYNTHESIS_N,
+)
+
+RunArg = typer.Argument(..., help="Run directory written by `latentgen train` (its --out).",
+                        show_default=False)
+DeviceOpt = typer.Option("auto", help="auto (CUDA when present), cpu or cuda.")
+FormatOpt = typer.Option(None, "--format", help="File format, for modalities that write "
+                         "several (video: mp4 or gif; default: the modality's first).",
+                         show_default=False)
+InferStepsOpt = typer.Option(DEFAULT_STEPS, "--infer-steps", help="Inference steps for data "
+                             "without banked latents (from Z = 0).")
+SamplerOpt = typer.Option(DEFAULT_SAMPLER, help="Inference for data without banked latents: "
+                          "map (gradient descent on the log posterior with a self-tuning step), "
+                          "gd (the seed's fixed-step update) or langevin (a posterior sample).")
+TestOpt = typer.Option(None, "--test-data", help="Held-out data of the training category.")
+NegativeOpt = typer.Option(None, "--negative-data", help="Data of another category.")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")
+
+# -- evaluate: the synthesis measures and the likelihood
+SynthesisOpt = typer.Option(False, "--synthesis", help="Also measure synthesis: the sliced "
+                            "Wasserstein distance of N prior samples from the reference, beside "
+                            "probabilistic PCA's samples and real data's floor "
+                            "(docs/experiments.md).")
+ReferenceOpt = typer.Option(None, "--reference", metavar="test|train|PATH",
+                            help="Data the samples are compared with (default: test when "
+                            "--test-data is given, else train).")
+SynthesisNOpt = typer.Option(DEFAULT_SYNTHESIS_N, "--n", help="Samples for --synthesis (and as "
+                             "many reference, PCA and floor examples); compare results at "
+                             "equal N.")
+SynthesisSeedOpt = typer.Option(0, "--seed", help="Random seed of --synthesis and --nll "
+                                "(samples, patches, proposals).")
+NLLOpt = typer.Option(False, "--nll", help="Also estimate the marginal log-likelihood of "
+                      "--test-data (and --negative-data) by importance sampling, beside "
+                      "probabilistic PCA's exact one.")
+NLLSamplesOpt = typer.Option(DEFAULT_NLL_SAMPLES, "--nll-samples",
+                             help="K, importance samples per example for --nll.")
+ReconstructionOpt = typer.Option(True, "--reconstruction/--no-reconstruction",
+                                 help="Report the reconstruction errors (--no-reconstruction: "
+                                 "only --synthesis and --nll).")
