@@ -118,3 +118,83 @@ def test_synthesis_alone_leaves_the_reconstruction_errors_out(trained_run, cli):
               "--json")
     assert res.code == 0, res
     assert list(json.loads(res.out)) == ["synthesis"]
+
+
+# -- FID and KID, with a pluggable feature extractor ----------------------------------------
+class _StandIn:
+    """A feature extractor for tests (no weights): 4 x 4 average-pooled pictures."""
+
+    __version__ = "test"
+
+    @staticmethod
+    def factory(device=None, weights=None):
+        return lambda pictures: F.adaptive_avg_pool2d(pictures.float(), 4).flatten(1)
+
+    from latentgen import hookimpl as _hookimpl
+
+    @staticmethod
+    @_hookimpl
+    def register_extractors(register):
+        register("standin", _StandIn.factory)
+
+
+@pytest.fixture
+def standin():
+    from latentgen.plugins import registry
+
+    registry.register_plugin(_StandIn, name="standin")
+    yield
+    registry.unregister_plugin("standin")
+
+
+def test_fid_and_kid_are_near_zero_for_one_distribution_and_grow_with_a_shift():
+    from latentgen.evaluation.features import frechet_distance, kernel_inception_distance
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2000, 8, generator=g), torch.randn(2000, 8, generator=g)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    fids = [frechet_distance(a, b + s) for s in (0.0, 0.5, 1.0)]
+    assert fids[0] < 0.05 and fids[0] < fids[1] < fids[2]
+    kid, se = kernel_inception_distance(a, b, subsets=20, size=500)
+    assert abs(kid) < 3 * se + 1e-3
+    assert kernel_inception_distance(a, b + 1.0, subsets=20, size=500)[0] > 10 * se
+
+
+def test_evaluate_synthesis_with_a_plugged_in_extractor(standin, trained_run, cli):
+    res = cli("evaluate", trained_run, "--synthesis", "--no-reconstruction", "--n", "48",
+              "--extractor", "standin", "--json")
+    assert res.code == 0, res
+    found = json.loads(res.out)["synthesis"]
+    for key in ("fid", "kid", "kid_se", "fid_pca", "kid_pca", "fid_floor", "kid_floor"):
+        assert key in found, key
+    assert found["extractor"] == "standin"
+    assert cli("plugins").out.count("standin") >= 2  # the plugin and what it registers
+
+
+def test_inception_without_its_weights_says_so_in_one_line(trained_run, tmp_path, cli,
+                                                           monkeypatch):
+    from torchvision.models import Inception_V3_Weights
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "cache"))
+    monkeypatch.setattr(type(Inception_V3_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    res = cli("evaluate", trained_run, "--synthesis", "--no-reconstruction", "--n", "8",
+              "--extractor", "inception")
+    assert res.code == 2 and "needs torchvision's Inception-v3 weights" in res.err, res
+    assert len(res.err.strip().splitlines()) == 1
+    res = cli("evaluate", trained_run, "--synthesis", "--no-reconstruction", "--n", "8",
+              "--extractor", "inception", "--extractor-weights", tmp_path / "none.pth")
+    assert res.code == 2 and "does not exist" in res.err, res
+
+
+def test_inception_reads_weights_from_a_path(tmp_path):
+    from torchvision.models import inception_v3
+
+    from latentgen.plugins.inception import inception_extractor
+
+    net = inception_v3(weights=None, aux_logits=True, init_weights=False)
+    torch.save(net.state_dict(), tmp_path / "w.pth")  # a stand-in for the ImageNet file
+    extractor = inception_extractor("cpu", tmp_path / "w.pth")
+    assert extractor(torch.zeros(2, 1, 16, 16)).shape == (2, 2048)

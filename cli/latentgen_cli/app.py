@@ -4,7 +4,6 @@ reconstruct, interpolate and evaluate from the run directory alone."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,11 @@ from .options import (
     settings_params,
     with_params,
 )
+from .output import fail, literal, make_console
 from .verb_options import (
     DeviceOpt,
+    ExtractorOpt,
+    ExtractorWeightsOpt,
     FormatOpt,
     InferStepsOpt,
     JsonOpt,
@@ -43,20 +45,6 @@ from .verb_options import (
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode="rich")
 
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    # emoji off: user text such as ``pixels:-1`` must not turn into a picture (``:-1:``)
-    return Console(emoji=False)
-
-
-def _shown(value: Any) -> str:
-    """User text (a path, a name) for a rich line: printed literally, never as markup."""
-    from rich.markup import escape
-
-    return escape(str(value))
 
 
 def _version(value: bool) -> None:
@@ -95,8 +83,8 @@ def train(
     run = latentgen.train(config, out=out, resume=resume, progress=True, **settings)
     if run is None:
         return  # under torchrun the first process reports
-    console = _console()
-    console.print(f"run directory: [bold]{_shown(run.path)}[/]  (config.toml, metrics.csv, "
+    console = make_console()
+    console.print(f"run directory: [bold]{literal(run.path)}[/]  (config.toml, metrics.csv, "
                   "metrics.jsonl, curves.png, samples/, checkpoints/)")
     found = final_regime(run.metrics())
     if found is not None:
@@ -120,12 +108,12 @@ def synthesize(
     import latentgen
     from latentgen.training.progress import BatchProgress
 
-    console = _console()
+    console = make_console()
     trained = latentgen.load_run(run, device)
     with BatchProgress(console, "synthesize", n) as progress:
         files = trained.save_synthesis(out, n, seed=seed, batch_size=batch_size, fmt=fmt,
                                        on_progress=progress.update)
-    console.print(f"wrote {n} examples and a grid to [bold]{_shown(out)}[/] ({len(files)} "
+    console.print(f"wrote {n} examples and a grid to [bold]{literal(out)}[/] ({len(files)} "
                   "files)")
 
 
@@ -158,12 +146,12 @@ def reconstruct(
     trained.save_reconstruction(rec, out, fmt=fmt)
     res, units = rec.summary(), trained.model.modality.metric_units
     if mask:
-        _console().print(f"recovered {res['n']} occluded examples: MSE "
+        make_console().print(f"recovered {res['n']} occluded examples: MSE "
                          f"{res['recovery_mse']:.5f} on missing entries, {res['mse']:.5f} on "
-                         f"observed ({units}); grid: [bold]{_shown(out)}/grid.*[/]")
+                         f"observed ({units}); grid: [bold]{literal(out)}/grid.*[/]")
     else:
-        _console().print(f"reconstructed {res['n']} examples, per-element MSE "
-                         f"{res['mse']:.5f} ({units}); grid: [bold]{_shown(out)}/grid.*[/]")
+        make_console().print(f"reconstructed {res['n']} examples, per-element MSE "
+                         f"{res['mse']:.5f} ({units}); grid: [bold]{literal(out)}/grid.*[/]")
 
 
 @app.command()
@@ -192,8 +180,8 @@ def interpolate(
     table = trained.interpolation_table(data, steps=steps, pairs=pairs,
                                         infer_steps=infer_steps, sampler=sampler, mode=mode)
     trained.save_interpolation(table, out, fmt=fmt)
-    _console().print(f"interpolated {len(table)} pairs in {steps} steps ({mode}); grid: "
-                     f"[bold]{_shown(out)}/grid.*[/]")
+    make_console().print(f"interpolated {len(table)} pairs in {steps} steps ({mode}); grid: "
+                     f"[bold]{literal(out)}/grid.*[/]")
 
 
 @app.command()
@@ -209,6 +197,8 @@ def evaluate(
     reference: str | None = ReferenceOpt,
     n: int = SynthesisNOpt,
     seed: int = SynthesisSeedOpt,
+    extractor: str | None = ExtractorOpt,
+    extractor_weights: str | None = ExtractorWeightsOpt,
     nll: bool = NLLOpt,
     nll_samples: int = NLLSamplesOpt,
     reconstruction: bool = ReconstructionOpt,
@@ -227,13 +217,14 @@ def evaluate(
                               sampler=sampler, mask=mask, synthesis=synthesis,
                               reference=reference, n=n, seed=seed,
                               reconstruction=reconstruction or not (synthesis or nll), nll=nll,
-                              nll_samples=nll_samples)
+                              nll_samples=nll_samples, extractor=extractor,
+                              extractor_weights=extractor_weights)
     if as_json:
         print(json.dumps(finite_or_null(result), allow_nan=False))
         return
     sets = ["train"] + [name for name, given in (("test", test_data),
                                                  ("negative", negative_data)) if given]
-    console = _console()
+    console = make_console()
     if "pca" in result:
         evaluation_table(console, trained, result, sets, infer_steps, sampler, mask)
     if "synthesis" in result:
@@ -262,7 +253,7 @@ def report(
     trained = latentgen.load_run(run, device)
     path = build_report(trained, test=test_data, negative=negative_data, steps=infer_steps,
                         out=out)
-    _console().print(f"report: [bold]{_shown(path)}[/] (self-contained; open it in a browser)")
+    make_console().print(f"report: [bold]{literal(path)}[/] (self-contained; open it in a browser)")
 
 
 def prepare(
@@ -287,11 +278,11 @@ def prepare(
     if as_json:
         print(json.dumps(result))
         return
-    _console().print(f"wrote [bold]{_shown(result['file'])}[/] ({result['examples']} "
-                     f"{_shown(modality)} "
+    make_console().print(f"wrote [bold]{literal(result['file'])}[/] ({result['examples']} "
+                     f"{literal(modality)} "
                      f"examples, shape {'x'.join(map(str, result['shape'][1:]))}, "
                      f"{result['dtype']}, {result['bytes'] / 2**20:.1f} MiB) and "
-                     f"{_shown(result['sidecar'])} in {result['seconds']:.1f} s")
+                     f"{literal(result['sidecar'])} in {result['seconds']:.1f} s")
 
 
 @app.command()
@@ -299,7 +290,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
     """Installed plugins: version, what each registers, and load errors."""
     from .tables import plugins_table
 
-    plugins_table(_console(), as_json)
+    plugins_table(make_console(), as_json)
 
 
 def bench(
@@ -320,7 +311,7 @@ def bench(
     if as_json:
         print(json.dumps(result))
         return
-    bench_table(_console(), result)
+    bench_table(make_console(), result)
 
 
 #: commands whose options come from the settings schema and the installed plugins
@@ -368,31 +359,18 @@ def main(argv: list[str] | None = None) -> None:
     try:
         build_command(light=_light(args)).main(args=args, prog_name="latentgen")
     except UserError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except OSError as exc:
         from latentgen.runtime.files import write_error
 
         told = write_error(exc, exc.filename or "a file")
         if not isinstance(told, UserError):
             raise
-        _fail(str(told))
+        fail(str(told))
     except MemoryError:
-        _fail("out of memory; use a smaller --batch-size (or --n), or pack large data with "
+        fail("out of memory; use a smaller --batch-size (or --n), or pack large data with "
               "`latentgen prepare` so it is read a batch at a time")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
 
-
-def _fail(message: str) -> None:
-    """One line on stderr (literally: user text is never read as markup) and exit code 2."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    from latentgen.runtime.distributed import environment_world
-
-    rank, world, _ = environment_world() if "WORLD_SIZE" in os.environ else (0, 1, 0)
-    where = f" (rank {rank})" if world > 1 else ""
-    Console(stderr=True, emoji=False).print(f"[red]error{where}:[/] {escape(message)}",
-                                            highlight=False, soft_wrap=True)
-    sys.exit(2)

@@ -60,6 +60,14 @@ def synthesis_table(console: Console, result: dict[str, Any]) -> None:
                       ("floor (training examples)", "swd_floor")):
         table.add_row(name, f"{result[key]:.2f}", *[f"{v:.2f}" for v in result[key + "_levels"]])
     console.print(table)
+    if "fid" in result:
+        features = Table(title=f"in the features of {escape(str(result['extractor']))}")
+        for col in ("samples", "FID", "KID", "± se"):
+            features.add_column(col, justify="left" if col == "samples" else "right")
+        for label, suffix in (("model", ""), ("PCA", "_pca"), ("floor", "_floor")):
+            features.add_row(label, f"{result['fid' + suffix]:.2f}",
+                             f"{result['kid' + suffix]:.4f}", f"{result['kid_se' + suffix]:.4f}")
+        console.print(features)
     rel = result["rel"]
     console.print(f"rel = (model - floor) / (PCA - floor) = {rel:.3f}" if rel == rel else
                   "rel: undefined (PCA's samples are no farther than the floor)")
@@ -98,12 +106,13 @@ def plugins_table(console: Console, as_json: bool) -> None:
         return
     table = Table(title="latentgen plugins")
     for col in ("plugin", "version", "modalities", "priors", "samplers", "observers",
-                "status"):
+                "extractors", "status"):
         table.add_column(col)
     for p in reg.plugins.values():
         status = "[red]failed[/]" if p.error else "[green]ok[/]"
         cells = [p.name, p.version, *(", ".join(getattr(p, kind)) for kind in
-                                      ("modalities", "priors", "samplers", "observers"))]
+                                      ("modalities", "priors", "samplers", "observers",
+                                       "extractors"))]
         table.add_row(*map(escape, cells), status)  # plugins' texts are not markup
     console.print(table)
     described = sorted(item for p in reg.plugins.values() for item in p.descriptions.items())

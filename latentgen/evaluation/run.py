@@ -154,7 +154,8 @@ class Run:
                  mask: str | None = None, synthesis: bool = False,
                  reference: Source = None, n: int = DEFAULT_SYNTHESIS_N,
                  seed: int = 0, reconstruction: bool = True, nll: bool = False,
-                 nll_samples: int = DEFAULT_NLL_SAMPLES) -> dict[str, Any]:
+                 nll_samples: int = DEFAULT_NLL_SAMPLES, extractor: str | None = None,
+                 extractor_weights: str | None = None) -> dict[str, Any]:
         """Per-element reconstruction error of the training data (from its banked latents),
         ``test`` and ``negative`` beside PCA's at the same d: the dict `evaluate --json`
         prints (its keys: train, test, negative, pca, and regime when all three are there).
@@ -174,7 +175,9 @@ class Run:
         if synthesis:
             ref = reference if reference is not None else ("test" if test is not None
                                                            else "train")
-            result["synthesis"] = self.synthesis_quality(ref, n=n, seed=seed, test=test)
+            result["synthesis"] = self.synthesis_quality(
+                ref, n=n, seed=seed, test=test, extractor=extractor,
+                extractor_weights=extractor_weights)
         if not reconstruction:
             return result
         return {**self._reconstruction_errors(test, negative, train, infer_steps, sampler,
@@ -200,27 +203,32 @@ class Run:
         return likelihood_summary(self.model, ppca, examples, self.device, samples, steps, seed)
 
     def synthesis_quality(self, reference: Source = "train", n: int = DEFAULT_SYNTHESIS_N,
-                          seed: int = 0, test: Source = None) -> dict[str, Any]:
+                          seed: int = 0, test: Source = None, extractor: str | None = None,
+                          extractor_weights: str | None = None) -> dict[str, Any]:
         """How far ``n`` prior samples are from ``reference`` ("train", "test" for ``test``
         or the run's --test-data, or data: a path, a tensor, a Dataset), beside probabilistic
         PCA at the same number of latent numbers and the floor of real data: ``{"swd",
         "swd_levels", "swd_pca", "swd_floor", "rel", "n", "reference"}``
-        (``latentgen.evaluation.synthesis``)."""
+        (``latentgen.evaluation.synthesis``); with ``extractor`` (e.g. "inception") also
+        FID and KID."""
         from latentgen.evaluation.synthesis import synthesis_quality
 
         if isinstance(reference, str) and reference == "train":
             return synthesis_quality(self, self.training_examples(), "train", n, seed,
-                                     reference_is_train=True)
+                                     reference_is_train=True, extractor=extractor,
+                                     extractor_weights=extractor_weights)
         if isinstance(reference, str) and reference == "test":
             test = test if test is not None else self.config.test_data
             if test is None:
                 raise UserError("--reference test needs held-out data: give --test-data (or "
                                 "train with it), or use --reference train or a path")
             data, _ = work.open_source(self, test, "--test-data")
-            return synthesis_quality(self, data, "test", n, seed)
+            return synthesis_quality(self, data, "test", n, seed, extractor=extractor,
+                                     extractor_weights=extractor_weights)
         data, _ = work.open_source(self, reference, "--reference")
         name = str(reference) if isinstance(reference, (str, Path)) else "data"
-        return synthesis_quality(self, data, name, n, seed)
+        return synthesis_quality(self, data, name, n, seed, extractor=extractor,
+                                 extractor_weights=extractor_weights)
 
     def _reconstruction_errors(self, test: Source, negative: Source, train: bool,
                                infer_steps: int, sampler: str, mask: str | None

@@ -108,9 +108,12 @@ def _examples(data: Examples, index: Tensor, batch_size: int = 512) -> Tensor:
 
 def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT_SYNTHESIS_N,
                       seed: int = 0, batch_size: int = 256,
-                      reference_is_train: bool = False) -> dict[str, Any]:
+                      reference_is_train: bool = False, extractor: str | None = None,
+                      extractor_weights: str | None = None) -> dict[str, Any]:
     """The synthesis measures of ``run`` against ``reference`` (named ``name`` in the result):
-    ``{"swd", "swd_levels", "swd_pca", "swd_floor", "rel", "n", "reference"}``."""
+    ``{"swd", "swd_levels", "swd_pca", "swd_floor", "rel", "n", "reference"}``; with
+    ``extractor`` (a registered feature extractor's name) also FID and KID of the same three
+    sets (``fid``, ``kid``, ``kid_se``, each also ``_pca`` and ``_floor``)."""
     if n < 2:
         raise UserError(f"--n must be at least 2 for the synthesis measures, got {n}")
     train = run.training_examples()
@@ -123,7 +126,8 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
     ref_index = _pick(len(reference), n, seed, "swd-reference")
     floor_index = _pick(len(train), n, seed, "swd-floor",
                         exclude=ref_index if reference_is_train else None)
-    ref = SWDReference(_pictures(run, _examples(reference, ref_index)), seed=seed)
+    ref_pictures = _pictures(run, _examples(reference, ref_index))
+    ref = SWDReference(ref_pictures, seed=seed)
 
     samples = torch.cat(list(synthesis_batches(run, n, seed=seed, batch_size=batch_size)))
     model = run.model
@@ -131,11 +135,19 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
                     clip=model.modality.data_range)
     baseline = ppca.sample(n, generator=derived_generator(seed, "swd-ppca"))
     floor_set = _examples(train, floor_index)
-    got = ref.distance(_pictures(run, samples))
-    pca = ref.distance(_pictures(run, baseline))
-    floor = ref.distance(_pictures(run, floor_set))
+    sets = {"model": _pictures(run, samples), "pca": _pictures(run, baseline),
+            "floor": _pictures(run, floor_set)}
+    got, pca, floor = (ref.distance(pictures) for pictures in sets.values())
     gap = pca.mean - floor.mean
     rel = (got.mean - floor.mean) / gap if gap > 0 else math.nan
-    return {"swd": got.mean, "swd_levels": got.levels, "swd_pca": pca.mean,
-            "swd_pca_levels": pca.levels, "swd_floor": floor.mean,
-            "swd_floor_levels": floor.levels, "rel": rel, "n": n, "reference": name}
+    result = {"swd": got.mean, "swd_levels": got.levels, "swd_pca": pca.mean,
+              "swd_pca_levels": pca.levels, "swd_floor": floor.mean,
+              "swd_floor_levels": floor.levels, "rel": rel, "n": n, "reference": name}
+    if extractor is not None:
+        from latentgen.evaluation.features import feature_distances
+        from latentgen.plugins.registry import get_registry
+
+        net = get_registry().extractor(extractor)(device=run.device, weights=extractor_weights)
+        result.update(feature_distances(net, ref_pictures, sets, seed=seed))
+        result["extractor"] = extractor
+    return result

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 #: take these names
 BUILTIN_OBSERVERS = ("tensorboard",)
 SINGULAR = {"modalities": "modality", "priors": "prior", "samplers": "sampler",
-            "observers": "observer"}
+            "observers": "observer", "extractors": "feature extractor"}
 
 
 @dataclass(frozen=True)

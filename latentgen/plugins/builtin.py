@@ -1,4 +1,5 @@
-"""The core's own plugin: the N(0, I) prior and the built-in samplers."""
+"""The core's own plugin: the N(0, I) prior, the built-in samplers and the inception
+feature extractor."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from latentgen.model.priors import StandardNormal
 from latentgen.model.samplers import AdaptiveMAP, GradientDescent, Langevin
 from latentgen.plugins.hookspecs import hookimpl
+from latentgen.plugins.inception import inception_extractor
 
 
 @hookimpl
@@ -19,3 +21,8 @@ def register_samplers(register: Callable) -> None:
     register("langevin", Langevin)
     register("gd", GradientDescent)
     register("map", AdaptiveMAP)
+
+
+@hookimpl
+def register_extractors(register: Callable) -> None:
+    register("inception", inception_extractor)

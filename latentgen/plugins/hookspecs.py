@@ -30,6 +30,14 @@ def register_samplers(register: Callable) -> None:
 
 
 @hookspec
+def register_extractors(register: Callable) -> None:
+    """Register feature extractors for FID and KID: call ``register(name, factory)``;
+    factory(device, weights) -> a callable taking feature pictures (N, C, H, W) and giving
+    features (N, F). ``weights`` is a path the user gave (``--extractor-weights``) or None.
+    ``evaluate --synthesis --extractor NAME`` uses one."""
+
+
+@hookspec
 def register_observers(register: Callable) -> None:
     """Register training observers: call ``register(name, factory)``;
     factory(run_dir, config) -> latentgen.Observer. ``--observer NAME`` turns one on."""

@@ -58,7 +58,8 @@ CORE_PLUGIN = "latentgen"
 #: hook -> the kind it registers, in the order a plugin's hooks run (modalities last: they
 #: are checked the most)
 HOOKS = {"register_priors": "priors", "register_samplers": "samplers",
-         "register_observers": "observers", "register_modalities": "modalities"}
+         "register_observers": "observers", "register_extractors": "extractors",
+         "register_modalities": "modalities"}
 #: the exception a plugin may raise through latentgen: the user's Ctrl-C
 PASS_THROUGH = (KeyboardInterrupt,)
 
@@ -71,6 +72,7 @@ class PluginInfo:
     priors: list[str] = field(default_factory=list)
     samplers: list[str] = field(default_factory=list)
     observers: list[str] = field(default_factory=list)
+    extractors: list[str] = field(default_factory=list)
     error: str | None = None
     #: each modality's description, read once when it registered
     descriptions: dict[str, str] = field(default_factory=dict)
@@ -82,6 +84,7 @@ class Registry:
     priors: dict[str, Callable[..., Any]] = field(default_factory=dict)
     samplers: dict[str, Callable[..., Any]] = field(default_factory=dict)
     observers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    extractors: dict[str, Callable[..., Any]] = field(default_factory=dict)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     #: which plugin registered each modality
     owners: dict[str, str] = field(default_factory=dict)
@@ -104,6 +107,12 @@ class Registry:
             raise UserError(f"unknown sampler '{name}'; available: "
                             f"{', '.join(sorted(self.samplers))}")
         return self.samplers[name]
+
+    def extractor(self, name: str) -> Callable[..., Any]:
+        if name not in self.extractors:
+            raise UserError(f"unknown feature extractor '{name}'; available: "
+                            f"{', '.join(sorted(self.extractors)) or 'none'}")
+        return self.extractors[name]
 
     def observer(self, name: str) -> Callable[..., Any]:
         if name not in self.observers:
