@@ -59,7 +59,8 @@ def report(trained_run, tiny_data, tmp_path_factory):
 def test_report_is_self_contained(report):
     page = report.read_text()
     for heading in ("Configuration", "Reconstruction error", "Error curves",
-                    "Samples over training", "Synthesis", "Reconstruction", "Interpolation"):
+                    "Samples over training", "Synthesis", "Synthesis, measured", "Reconstruction",
+                    "Interpolation"):
         assert f"<h2>{heading}" in page
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert len(sources) >= 6

@@ -18,6 +18,7 @@ from typing import Any
 
 from latentgen.errors import UserError
 from latentgen.evaluation.curves import curves_png
+from latentgen.evaluation.defaults import DEFAULT_SYNTHESIS_N
 from latentgen.evaluation.inference import DEFAULT_STEPS
 from latentgen.evaluation.run import Run
 from latentgen.runtime.files import atomic_write
@@ -73,8 +74,27 @@ def _fmt(v: Any) -> str:
     return f"{v:.5f}" if isinstance(v, float) else str(v)
 
 
+def _synthesis_section(trained: Run, test: str | None, n: int) -> str:
+    """The synthesis measures against the held-out data (else the training data)."""
+    found = trained.synthesis_quality("test" if test else "train", n=n, test=test)
+    rows = [[name, found[key], *found[key + "_levels"]] for name, key in
+            (("model (prior samples)", "swd"), ("PCA (probabilistic, same d)", "swd_pca"),
+             ("floor (training examples)", "swd_floor"))]
+    levels = [f"level {i + 1}" for i in range(len(found["swd_levels"]))]
+    rel = found["rel"]
+    return ("<h2>Synthesis, measured</h2>" + _table(["samples", "SWD (x 1e3)", *levels], rows,
+                                          fmt=lambda v: f"{v:.2f}" if isinstance(v, float)
+                                          else str(v)) +
+            f'<p class="note">Sliced Wasserstein distance of {found["n"]} examples from '
+            f'{html.escape(str(found["reference"]))} (levels from the finest to the coarsest); '
+            f"rel = (model - floor) / (PCA - floor) = "
+            f"{f'{rel:.3f}' if rel == rel else 'undefined'}: 0 is as close as real data, 1 "
+            "no closer than PCA.</p>")
+
+
 def build_report(trained: Run, test: str | None = None, negative: str | None = None,
-                 steps: int = DEFAULT_STEPS, out: Path | None = None) -> Path:
+                 steps: int = DEFAULT_STEPS, out: Path | None = None,
+                 synthesis_n: int = DEFAULT_SYNTHESIS_N) -> Path:
     """Write the report of ``trained`` (default: RUN/report.html) and return its path."""
     run, model, cfg = trained.run, trained.model, trained.model.config
     out = Path(out) if out is not None else run.report_path
@@ -120,6 +140,7 @@ def build_report(trained: Run, test: str | None = None, negative: str | None = N
             text += (f"<p><b>Regime: {html.escape(result['regime']['verdict'])}</b> "
                      f'<span class="note">({html.escape(result["regime"]["rule"])})</span></p>')
         sections.append("<h2>Reconstruction error</h2>" + text)
+        sections.append(_synthesis_section(trained, sets.get("test"), synthesis_n))
 
         metrics = run.read_metrics()
         if metrics:
