@@ -116,7 +116,7 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
     sets (``fid``, ``kid``, ``kid_se``, each also ``_pca`` and ``_floor``)."""
     if n < 2:
         raise UserError(f"--n must be at least 2 for the synthesis measures, got {n}")
-    train = run.training_examples()
+    train = reference if reference_is_train else run.training_examples()
     # N of each set: as many as the reference holds, and as the training data holds for the
     # floor (the other half, when the reference is the training data)
     n = min(n, len(train) // 2 if reference_is_train else min(len(reference), len(train)))
