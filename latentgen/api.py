@@ -35,10 +35,10 @@ def train(config: ConfigSource = None, /, *, out: str | Path | None = None,
 
     ``resume=True`` continues the run in ``out`` exactly where it stopped; only the settings
     that change how it runs (epochs, device, compile, observers, max_steps, latents_on,
-    workers) may be given then. ``observers`` are told of progress: ``latentgen.Observer``
-    objects, or names of registered observers (``"tensorboard"``; names are the ``observers``
-    setting, stored in the config). ``progress=True`` draws the rich progress bar. The
-    arguments are never changed.
+    workers, synthesis_every) may be given then. ``observers`` are told of progress:
+    ``latentgen.Observer`` objects, or names of registered observers (``"tensorboard"``;
+    names are the ``observers`` setting, stored in the config). ``progress=True`` draws the
+    rich progress bar. The arguments are never changed.
     """
     if device is not None:
         settings["device"] = device

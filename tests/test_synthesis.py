@@ -198,3 +198,25 @@ def test_inception_reads_weights_from_a_path(tmp_path):
     torch.save(net.state_dict(), tmp_path / "w.pth")  # a stand-in for the ImageNet file
     extractor = inception_extractor("cpu", tmp_path / "w.pth")
     assert extractor(torch.zeros(2, 1, 16, 16)).shape == (2, 2048)
+
+
+def test_synthesis_every_adds_the_measures_to_the_metrics_and_keeps_resume_exact(tiny_data,
+                                                                                tmp_path):
+    import csv
+
+    import latentgen
+
+    tiny = dict(data=str(tiny_data["train"]), image_size=16, channels=1, latent_dim=4,
+                batch_size=32, langevin_steps=5, width=8, device="cpu", synthesis_every=1)
+    latentgen.train(out=tmp_path / "straight", epochs=2, **tiny)
+    latentgen.train(out=tmp_path / "split", epochs=1, **tiny)
+    latentgen.train(out=tmp_path / "split", resume=True, epochs=2)
+    with open(tmp_path / "straight" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert all(float(r["swd"]) > 0 and float(r["swd_floor"]) > 0 for r in rows)
+    assert (tmp_path / "straight" / "synthesis.png").exists()
+    a = torch.load(tmp_path / "straight/checkpoints/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
+    for key in a["generator"]:
+        assert torch.equal(a["generator"][key], b["generator"][key]), key
+    assert torch.equal(a["latents"], b["latents"])

@@ -25,6 +25,8 @@ from latentgen.evaluation.plot import line_chart, write_chart
 from latentgen.training.observers import EpochEvent, Observer, StartEvent
 
 CURVE_COLUMNS = {"train": "eval_train_mse", "test": "test_mse", "negative": "negative_mse"}
+#: the synthesis measures in metrics.csv (``synthesis_every``)
+SYNTHESIS_COLUMNS = ("swd", "swd_pca", "swd_floor")
 
 
 class CurveTracker:
@@ -81,6 +83,30 @@ class CurveObserver(Observer):
                                       or event.epoch == cfg.epochs):
             event.row.update(self.tracker.measure(event.latents))
         self.tracker.plot(event.rows, self.trainer.run.curves_path)
+        every = cfg.synthesis_every
+        if every and (event.epoch % every == 0 or event.epoch == cfg.epochs):
+            event.row.update(self._synthesis(event))
+            write_chart(self.trainer.run.path / "synthesis.png", synthesis_png(event.rows))
+
+    def _synthesis(self, event: EpochEvent) -> dict[str, float]:
+        """The synthesis measures of the generator as it is (seeded: no training randomness
+        is drawn, so a resumed run stays equal to an uninterrupted one)."""
+        from latentgen.evaluation.run import Run
+        from latentgen.evaluation.synthesis import synthesis_quality
+
+        t = self.trainer
+        test = t.held_out.get("test")
+        generator = t.model.generator
+        generator.eval()
+        try:
+            found = synthesis_quality(Run(t.run, t.model, event.latents, event.epoch, t.device),
+                                      test if test is not None else t.data,
+                                      "test" if test is not None else "train",
+                                      reference_is_train=test is None, train=t.data,
+                                      seed=t.config.seed)
+        finally:
+            generator.train()
+        return {k: round(found[k], 4) for k in SYNTHESIS_COLUMNS}
 
 
 def curves_png(rows: list[dict[str, Any]], pca: dict[str, float] | None = None,
@@ -97,6 +123,17 @@ def curves_png(rows: list[dict[str, Any]], pca: dict[str, float] | None = None,
     hlines = {f"PCA {k}": v for k, v in (pca or {}).items() if k in series}
     return line_chart(series, title="reconstruction error over training", xlabel="epoch",
                       ylabel=units, hlines=hlines)
+
+
+def synthesis_png(rows: list[dict[str, Any]]) -> bytes:
+    """The model's SWD over epochs, with the last PCA and floor values as dashed lines."""
+    done = [r for r in rows if r.get("swd") not in (None, "")]
+    series = {"model": [(float(r["epoch"]), float(r["swd"])) for r in done]}
+    last = done[-1] if done else {}
+    hlines = {name: float(last[key]) for name, key in (("PCA", "swd_pca"),
+                                                       ("floor", "swd_floor")) if key in last}
+    return line_chart(series, title="synthesis: sliced Wasserstein distance of prior samples",
+                      xlabel="epoch", ylabel="SWD (x 1e3)", hlines=hlines)
 
 
 def final_regime(rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]] | None:

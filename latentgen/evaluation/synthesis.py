@@ -109,14 +109,17 @@ def _examples(data: Examples, index: Tensor, batch_size: int = 512) -> Tensor:
 def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT_SYNTHESIS_N,
                       seed: int = 0, batch_size: int = 256,
                       reference_is_train: bool = False, extractor: str | None = None,
-                      extractor_weights: str | None = None) -> dict[str, Any]:
+                      extractor_weights: str | None = None, train: Examples | None = None
+                      ) -> dict[str, Any]:
     """The synthesis measures of ``run`` against ``reference`` (named ``name`` in the result):
     ``{"swd", "swd_levels", "swd_pca", "swd_floor", "rel", "n", "reference"}``; with
     ``extractor`` (a registered feature extractor's name) also FID and KID of the same three
-    sets (``fid``, ``kid``, ``kid_se``, each also ``_pca`` and ``_floor``)."""
+    sets (``fid``, ``kid``, ``kid_se``, each also ``_pca`` and ``_floor``). ``train``: the
+    training examples when they are open already (during training)."""
     if n < 2:
         raise UserError(f"--n must be at least 2 for the synthesis measures, got {n}")
-    train = reference if reference_is_train else run.training_examples()
+    if train is None:
+        train = reference if reference_is_train else run.training_examples()
     # N of each set: as many as the reference holds, and as the training data holds for the
     # floor (the other half, when the reference is the training data)
     n = min(n, len(train) // 2 if reference_is_train else min(len(reference), len(train)))

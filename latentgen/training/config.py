@@ -91,6 +91,12 @@ class TrainConfig:
                               "error.", unit="epochs", minimum=1, panel="Error curves")
     eval_steps: int = setting(300, "MAP inference steps (sampler map) from Z = 0 for test / "
                               "negative data.", minimum=0, panel="Error curves")
+    synthesis_every: int | None = setting(None, "Epochs between synthesis measures (sliced "
+                                          "Wasserstein distance of prior samples from "
+                                          "--test-data, else the training data, beside PCA and "
+                                          "the floor) in metrics.csv and synthesis.png; none: "
+                                          "off.", unit="epochs", minimum=1,
+                                          panel="Error curves", resumable=True)
     mask: str | None = setting(None, "Learn from incomplete data: " + MASK_HELP + ".")
     max_steps: int | None = setting(None, "Stop after N ABP iterations in all (a checkpoint is "
                                     "written there, even mid-epoch; --resume continues from "
