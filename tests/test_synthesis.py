@@ -110,7 +110,9 @@ def test_the_python_api_measures_synthesis(trained_run):
     run = latentgen.load_run(trained_run, device="cpu")
     a = run.synthesis_quality("train", n=40, seed=3)
     b = run.synthesis_quality("train", n=40, seed=3)
-    assert a == b and a["n"] == 40  # seeded
+    assert a["n"] == 40
+    for key in ("swd", "swd_pca", "swd_floor"):  # seeded (rel may be NaN, unequal to itself)
+        assert a[key] == b[key] > 0, key
 
 
 def test_synthesis_alone_leaves_the_reconstruction_errors_out(trained_run, cli):

@@ -39,6 +39,7 @@ class Run:
                  device: torch.device) -> None:
         self.run, self.model, self.latents = run, model, latents
         self.epoch, self.device = epoch, device
+        self._ppca_fit: Any = None
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> Run:
@@ -190,17 +191,25 @@ class Run:
         the same number of latent numbers: ``{"nll", "nll_se", "bits_per_dim",
         "bits_per_dim_se", "pca_nll", "pca_bits_per_dim", "n", "samples"}`` (nats per
         example; ``latentgen.evaluation.likelihood``)."""
-        import math
-
         from latentgen.evaluation.likelihood import likelihood_summary
-        from latentgen.evaluation.synthesis import fit_ppca
 
         if samples < 2:
             raise UserError(f"--nll-samples must be at least 2, got {samples}")
         examples, _ = work.open_source(self, data, "--test-data")
-        ppca = fit_ppca(self.training_examples(), int(math.prod(self.generator.latent_shape)),
-                        self.device)
-        return likelihood_summary(self.model, ppca, examples, self.device, samples, steps, seed)
+        return likelihood_summary(self.model, self._ppca(), examples, self.device, samples,
+                                  steps, seed)
+
+    def _ppca(self) -> Any:
+        """Probabilistic PCA of the training data at the generator's number of latent
+        numbers, fit once per loaded run (every held-out set is compared with the same)."""
+        import math
+
+        from latentgen.evaluation.synthesis import fit_ppca
+
+        if self._ppca_fit is None:
+            self._ppca_fit = fit_ppca(self.training_examples(),
+                                      int(math.prod(self.generator.latent_shape)), self.device)
+        return self._ppca_fit
 
     def synthesis_quality(self, reference: Source = "train", n: int = DEFAULT_SYNTHESIS_N,
                           seed: int = 0, test: Source = None, extractor: str | None = None,
