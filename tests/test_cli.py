@@ -64,7 +64,11 @@ def test_evaluate_json(trained_run, tiny_data, cli):
               tiny_data["negative"], "--infer-steps", "30", "--json")
     assert res.code == 0, res
     result = json.loads(res.out)
-    assert set(result) == {"train", "test", "negative", "pca", "regime"}
+    assert set(result) == {"train", "test", "negative", "pca", "regime", "latents"}
+    gap = result["latents"]
+    assert {"mean_distance", "cov_eig_min", "cov_eig_max", "kl", "mmd", "mmd_threshold",
+            "matches", "n"} <= set(gap)
+    assert gap["cov_eig_min"] <= gap["cov_eig_max"] and gap["kl"] >= 0
     assert result["train"]["n"] == 128 and result["test"]["n"] == 32
     for name in ("train", "test", "negative"):
         assert 0 <= result[name]["mse"] < 1

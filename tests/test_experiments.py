@@ -115,6 +115,24 @@ def test_regime_rule(errs, verdict):
     assert regime(*errs) == verdict
 
 
+@pytest.mark.parametrize("errs, pca_test, verdict", [
+    ((0.002, 0.005, 0.050), 0.004, "over-fitting"),   # held out above PCA's: over-fitting
+    ((0.002, 0.005, 0.050), 0.006, "good fit"),       # ... below it, and near train: good
+    ((0.002, 0.007, 0.050), 0.010, "over-fitting"),   # over 3 x train, though below PCA's
+    ((0.002, 0.005, 0.050), float("nan"), "good fit"),  # PCA unknown: the other tests
+])
+def test_regime_rule_with_pca(errs, pca_test, verdict):
+    assert regime(*errs, pca_test=pca_test) == verdict
+
+
+def test_final_regime_uses_the_pca_column():
+    rows = [{"epoch": "1", "eval_train_mse": "0.002", "test_mse": "0.005",
+             "negative_mse": "0.05", "pca_test_mse": "0.004"}]
+    assert final_regime(rows)[0] == "over-fitting"
+    rows[0]["pca_test_mse"] = "0.006"
+    assert final_regime(rows)[0] == "good fit"
+
+
 def test_final_regime_reads_the_last_complete_row():
     rows = [{"epoch": "1", "eval_train_mse": "0.01", "test_mse": "0.011", "negative_mse": "0.012"},
             {"epoch": "2", "eval_train_mse": "0.002", "test_mse": "0.004", "negative_mse": "0.05"},

@@ -210,7 +210,13 @@ def evaluate(
     how far prior samples are from real data."""
     import latentgen
 
-    from .tables import evaluation_table, finite_or_null, likelihood_table, synthesis_table
+    from .tables import (
+        evaluation_table,
+        finite_or_null,
+        latents_line,
+        likelihood_table,
+        synthesis_table,
+    )
 
     trained = latentgen.load_run(run, device)
     result = trained.evaluate(test=test_data, negative=negative_data, infer_steps=infer_steps,
@@ -231,6 +237,7 @@ def evaluate(
         synthesis_table(console, result["synthesis"])
     if "nll" in result:
         likelihood_table(console, result["nll"])
+    latents_line(console, result["latents"])
 
 
 @app.command()

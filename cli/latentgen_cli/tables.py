@@ -75,6 +75,16 @@ def synthesis_table(console: Console, result: dict[str, Any]) -> None:
                   "finest to the coarsest", style="dim")
 
 
+def latents_line(console: Console, gap: dict[str, Any]) -> None:
+    """The banked latents against the prior: why prior samples may be poor."""
+    verdict = ("follow the prior" if gap["matches"] else
+               "differ from the prior (prior samples fall where the generator saw no latent)")
+    console.print(f"banked latents {verdict}: mean {gap['mean_distance']:.2f} prior standard "
+                  f"deviations off, covariance eigenvalues {gap['cov_eig_min']:.2f} to "
+                  f"{gap['cov_eig_max']:.2f} of the prior's, KL {gap['kl']:.2f} nats, "
+                  f"MMD^2 {gap['mmd']:.4f} (noise level {gap['mmd_threshold']:.4f})")
+
+
 def likelihood_table(console: Console, result: dict[str, Any]) -> None:
     """-log p(Y) per set, the generator's estimate beside probabilistic PCA's exact value."""
     table = Table(title="negative log-likelihood (model space), lower is better")

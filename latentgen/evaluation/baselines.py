@@ -110,21 +110,27 @@ def mean_fill_mse(train: Examples, data: Examples, masks: Masks, device: torch.d
     return torch.cat(errs) * scale
 
 
+#: held-out error this many times the training error is over-fitting, whatever the rest
+FAR_ABOVE_TRAIN = 3.0
+
 #: the rule, as printed beside the verdict
 REGIME_RULE = ("under-fitting when train, test and negative errors lie within a factor 1.5 of "
-               "each other; otherwise over-fitting when test - train > (negative - train) / 2 "
-               "(test is nearer negative than train), else a good fit")
+               "each other; otherwise over-fitting when test is above PCA's test error (the "
+               "linear model generalises better), above 3 x train, or nearer negative than "
+               "train (test - train > (negative - train) / 2); else a good fit")
 
 
-def regime(train: float, test: float, negative: float) -> str:
+def regime(train: float, test: float, negative: float, pca_test: float | None = None) -> str:
     """The seed's reading of the three errors: 'over-fitting', 'good fit' or 'under-fitting'
-    ('undetermined' when an error is not a finite number)."""
+    ('undetermined' when an error is not a finite number). ``pca_test``, PCA's error on the
+    test set at the same d, when known: a test error above it is over-fitting."""
     if not all(math.isfinite(v) for v in (train, test, negative)):
         return "undetermined"
     low, high = min(train, test, negative), max(train, test, negative)
     if high <= 1.5 * low:
         return "under-fitting"
-    if test - train > (negative - train) / 2:
+    beaten = pca_test is not None and math.isfinite(pca_test) and test > pca_test
+    if beaten or test > FAR_ABOVE_TRAIN * train or test - train > (negative - train) / 2:
         return "over-fitting"
     return "good fit"
 

@@ -25,6 +25,8 @@ from latentgen.evaluation.plot import line_chart, write_chart
 from latentgen.training.observers import EpochEvent, Observer, StartEvent
 
 CURVE_COLUMNS = {"train": "eval_train_mse", "test": "test_mse", "negative": "negative_mse"}
+#: PCA's test error at the generator's d, beside the curves (the verdict uses it)
+PCA_TEST_COLUMN = "pca_test_mse"
 #: the synthesis measures in metrics.csv (``synthesis_every``)
 SYNTHESIS_COLUMNS = ("swd", "swd_pca", "swd_floor")
 
@@ -56,6 +58,8 @@ class CurveTracker:
             row[CURVE_COLUMNS[name]] = float(per_example_mse(
                 self.model, self.device, data, z, masks=m,
                 where="observed" if m is not None else "all").nanmean())
+        if "test" in self.pca:  # the verdict's reference: PCA's held-out error at equal d
+            row[PCA_TEST_COLUMN] = self.pca["test"]
         return {k: round(v, 8) for k, v in row.items()}
 
     def plot(self, rows: list[dict[str, Any]], path: Path) -> None:
@@ -142,7 +146,9 @@ def final_regime(rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]] | N
         vals = {k: r.get(c) for k, c in CURVE_COLUMNS.items()}
         if all(v not in (None, "") for v in vals.values()):
             errs = {k: float(v) for k, v in vals.items() if v is not None}
-            return regime(errs["train"], errs["test"], errs["negative"]), errs
+            pca = r.get(PCA_TEST_COLUMN)
+            return regime(errs["train"], errs["test"], errs["negative"],
+                          pca_test=float(pca) if pca not in (None, "") else None), errs
     return None
 
 

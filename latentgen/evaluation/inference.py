@@ -1,7 +1,7 @@
 """Latents for examples the generator was not trained on (or re-inferred from scratch).
 
 Held-out data has no banked latents, so they are inferred on the fixed generator: chains start
-at the prior's mode (zero) and run ``steps`` updates of the chosen sampler. The default,
+at the prior's mode (zero for N(0, I)) and run ``steps`` updates of the chosen sampler. The default,
 ``DEFAULT_STEPS`` steps of the ``map`` sampler (gradient descent whose step tunes itself per
 example, starting from the run's step size), finds the MAP latent: the reconstruction that
 error figures are about. Plain fixed-step descent (``gd``) at the training step size was
@@ -31,7 +31,8 @@ def infer_latents(model: Model, device: torch.device, data: Examples,
                   step_size: float | None = None, batch_size: int = 256, seed: int = 0,
                   masks: Masks | None = None, start: torch.Tensor | None = None
                   ) -> torch.Tensor:
-    """Latents for every example of ``data``, from Z = 0 or from ``start`` (one per example)."""
+    """Latents for every example of ``data``, from the prior's mode or from ``start`` (one
+    per example)."""
     smp = model.sampler(sampler, step_size)
     was_training = model.generator.training
     model.generator.eval()
@@ -39,7 +40,7 @@ def infer_latents(model: Model, device: torch.device, data: Examples,
     for b, index in enumerate(torch.arange(len(data)).split(batch_size)):
         y = data.get(index, device)
         if start is None:
-            z0 = torch.zeros((len(index), *model.generator.latent_shape), device=device)
+            z0 = model.prior.mode(len(index), device)
         else:
             z0 = start[index.to(start.device)].to(device)
         mask = masks.for_indices(index, device) if masks is not None else None

@@ -2,8 +2,9 @@
 importance sampling, beside probabilistic PCA's exact one at the same number of latent numbers.
 
 For each example the proposal is a Gaussian around its posterior mode Z* (MAP inference from
-Z = 0): the Laplace approximation N(Z*, H^-1), H = J^T J / sigma^2 + I with J the generator's
-Jacobian at Z* (Gauss-Newton for the likelihood, the N(0, I) prior's curvature for the rest;
+the prior's mode): the Laplace approximation N(Z*, H^-1), H = J^T J / sigma^2 + P with J the
+generator's Jacobian at Z* and P the prior's curvature there, -d^2 log p(Z) / dZ^2 (I for
+N(0, I)) (Gauss-Newton for the likelihood;
 the estimate stays unbiased in p(Y) whatever the prior, only its variance depends on the fit).
 With K proposal draws Z_k and weights w_k = p(Y | Z_k) p(Z_k) / q(Z_k),
 
@@ -52,6 +53,18 @@ def _jacobians(model: Model, z: Tensor) -> Tensor:
         return vmap(jacfwd(f))(z.flatten(1))
 
 
+def _prior_curvature(model: Model, z: Tensor) -> Tensor:
+    """-d^2 log p(z) / dz^2 at each latent of ``z``: (B, q, q)."""
+    from torch.func import jacfwd, vmap
+
+    shape = tuple(z.shape[1:])
+
+    def minus_grad(flat: Tensor) -> Tensor:
+        return -model.prior.grad_log_prob(flat.view(1, *shape)).flatten()
+
+    return vmap(jacfwd(minus_grad))(z.flatten(1))
+
+
 @torch.no_grad()
 def importance_log_likelihood(model: Model, data: Examples, device: torch.device,
                               samples: int = DEFAULT_SAMPLES, steps: int = 300,
@@ -68,8 +81,9 @@ def importance_log_likelihood(model: Model, data: Examples, device: torch.device
         with torch.enable_grad():
             jac = _jacobians(model, z_star).double()
         q = jac.shape[-1]
-        hess = jac.transpose(1, 2) @ jac / sigma**2 + torch.eye(q, dtype=torch.float64,
-                                                               device=device)
+        with torch.enable_grad():
+            curvature = _prior_curvature(model, z_star).double()
+        hess = jac.transpose(1, 2) @ jac / sigma**2 + curvature
         chol = torch.linalg.cholesky(hess)  # H = L L^T; draws z* + L^-T e have covariance H^-1
         g = derived_generator(seed, "likelihood", b)
         eps = torch.randn(len(index), samples, q, generator=g, dtype=torch.float64).to(device)

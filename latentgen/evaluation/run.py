@@ -51,6 +51,7 @@ class Run:
         try:
             model = Model.from_config(config)
             model.generator.load_state_dict(state["generator"])
+            model.prior.load_state_dict(state.get("prior") or {})
             latents = state["latents"]
             if tuple(latents.shape[1:]) != tuple(model.generator.latent_shape):
                 raise ValueError(f"latents of shape {tuple(latents.shape)}")
@@ -163,8 +164,10 @@ class Run:
         ``synthesis=True`` adds ``"synthesis"``: ``synthesis_quality(reference, n, seed)``
         (``reference`` defaults to ``test`` when it is given, else the training data);
         ``reconstruction=False`` leaves the reconstruction errors out. ``nll=True`` adds
-        ``"nll"``: for ``test`` and ``negative``, ``log_likelihood`` with ``nll_samples``."""
-        result: dict[str, Any] = {}
+        ``"nll"``: for ``test`` and ``negative``, ``log_likelihood`` with ``nll_samples``.
+        ``"latents"`` is always there: ``latent_gap()``, how far the banked latents are from
+        the prior that synthesis draws from."""
+        result: dict[str, Any] = {"latents": self.latent_gap(seed=seed)}
         if nll:
             held = {k: v for k, v in (("test", test), ("negative", negative)) if v is not None}
             if not held:
@@ -183,6 +186,15 @@ class Run:
             return result
         return {**self._reconstruction_errors(test, negative, train, infer_steps, sampler,
                                               mask), **result}
+
+    def latent_gap(self, seed: int = 0) -> dict[str, Any]:
+        """How far the aggregate posterior (the banked latents of the training data) is from
+        the prior: ``{"mean_distance", "cov_eig_min", "cov_eig_max", "bank_var",
+        "prior_var", "kl", "mmd", "mmd_threshold", "n", "matches"}``
+        (``latentgen.evaluation.latent_gap``). Prior samples are poor where they differ."""
+        from latentgen.evaluation.latent_gap import latent_gap
+
+        return latent_gap(self.latents, self.prior, seed=seed)
 
     def log_likelihood(self, data: Source, samples: int = DEFAULT_NLL_SAMPLES,
                        steps: int = DEFAULT_STEPS, seed: int = 0) -> dict[str, Any]:

@@ -259,6 +259,8 @@ def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
     if any(extras.values()):  # e.g. the spectral distance of sound, for PCA's reconstructions
         result["pca_metrics"] = extras
     if all(k in result for k in ("train", "test", "negative")):
-        errs = [result[k]["mse"] for k in ("train", "test", "negative")]
-        result["regime"] = {"verdict": regime(*errs), "rule": REGIME_RULE}
+        train_e, test_e, negative_e = (result[k]["mse"] for k in ("train", "test", "negative"))
+        result["regime"] = {"verdict": regime(train_e, test_e, negative_e,
+                                              pca_test=result["pca"]["test"]),
+                            "rule": REGIME_RULE}
     return result

@@ -1,11 +1,11 @@
-"""The core's own plugin: the N(0, I) prior, the built-in samplers and the inception
-feature extractor."""
+"""The core's own plugin: the N(0, I) and learned Gaussian priors, the built-in samplers and
+the inception feature extractor."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from latentgen.model.priors import StandardNormal
+from latentgen.model.priors import LearnedGaussian, StandardNormal
 from latentgen.model.samplers import AdaptiveMAP, GradientDescent, Langevin
 from latentgen.plugins.hookspecs import hookimpl
 from latentgen.plugins.inception import inception_extractor
@@ -14,6 +14,7 @@ from latentgen.plugins.inception import inception_extractor
 @hookimpl
 def register_priors(register: Callable) -> None:
     register("normal", StandardNormal)
+    register("gaussian", LearnedGaussian)
 
 
 @hookimpl

@@ -24,8 +24,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 from latentgen.data.rowfile import RowFile
-from latentgen.model.priors import Prior
-from latentgen.runtime.distributed import Shard
+from latentgen.model.priors import LatentMoments, Prior
+from latentgen.runtime.distributed import Shard, all_reduce_sum
 from latentgen.runtime.files import reserve, write_error
 from latentgen.runtime.seeding import derived_generator
 
@@ -154,6 +154,22 @@ class LatentBank:
 
         self.gather(sink if out is not None else None)
         return out
+
+    def moments(self) -> LatentMoments:
+        """Moments of the whole bank (every rank calls this and gets the same sums): what a
+        prior that learns from the bank is fit to."""
+        d = self.latent_shape[0]
+        local = LatentMoments(0.0, torch.zeros(d, dtype=torch.float64),
+                              torch.zeros(d, d, dtype=torch.float64))
+        for c0 in range(0, len(self.latents), CHUNK):
+            local = local + LatentMoments.of(torch.as_tensor(self.latents[c0:c0 + CHUNK]).cpu())
+        if self.shard.world == 1:
+            return local
+        dev = self._comm_device()
+        packed = torch.cat([torch.tensor([local.count], dtype=torch.float64), local.total,
+                            local.outer.flatten()]).to(dev)
+        packed = all_reduce_sum(packed, self.shard).cpu()
+        return LatentMoments(float(packed[0]), packed[1:1 + d], packed[1 + d:].view(d, d))
 
     def load_full(self, latents: Tensor) -> None:
         """Take this shard's rows out of a full bank (any number of processes wrote it).

@@ -53,7 +53,8 @@ class TrainConfig:
     beta1: float = setting(0.5, "Adam beta1.", minimum=0)
     sampler: str = setting("langevin", "Inference during training: langevin, gd (no noise) or "
                            "map (no noise, self-tuning step).")
-    prior: str = setting("normal", "Latent prior (normal: N(0, I)).")
+    prior: str = setting("gaussian", "Latent prior: gaussian (N(mu, Sigma), refit to the "
+                         "banked latents after every epoch) or normal (N(0, I), fixed).")
     reinit_chains: bool = setting(False, "Restart chains from the prior every iteration "
                                   "(short-run) instead of persisting them.",
                                   off_flag="--persistent-chains")

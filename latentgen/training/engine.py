@@ -222,14 +222,21 @@ class ABPEngine:
         return EpochStats(epoch, n, progress.loss_sum / n, progress.mse_sum / n,
                           progress.seconds), progress
 
+    def end_epoch(self) -> None:
+        """After a whole epoch: a prior that learns from the bank is refit to it (all ranks
+        get the same moments, so the same prior)."""
+        if self.prior.learns_from_bank:
+            self.prior.learn(self.bank.moments())
+
     def state_dict(self) -> dict:
-        """Generator, optimizer and step; the latent bank is saved by the caller
+        """Generator, prior, optimizer and step; the latent bank is saved by the caller
         (``LatentBank.gather``), as it may be sharded or on disk."""
-        return {"generator": self.generator.state_dict(),
+        return {"generator": self.generator.state_dict(), "prior": self.prior.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "step": self.step}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
+        self.prior.load_state_dict(state.get("prior") or {})
         self.optimizer.load_state_dict(state["optimizer"])
         self.bank.load_full(state["latents"])
         self.step = int(state["step"])

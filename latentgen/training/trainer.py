@@ -241,7 +241,6 @@ class Trainer:
         if main:
             run.path.mkdir(parents=True, exist_ok=True)
             run.write_config(config)
-        z_fixed = fixed_noise(model, config.seed).to(self.device)
         workers = config.workers if config.workers is not None else default_workers(self.data)
         if self.data.storage.device.type != "cpu":
             workers = 0  # already on the device: nothing to read ahead
@@ -262,6 +261,7 @@ class Trainer:
             if stats is None:  # stopped by max_steps inside the epoch
                 self._save(epoch - 1, progress, None, observers)
                 break
+            engine.end_epoch()
             done = epoch
             progress = None
             row = {"epoch": epoch, "step": engine.step, "loss": round(stats.loss, 6),
@@ -279,6 +279,8 @@ class Trainer:
                 self.rows.append(row)
                 observers.on_epoch(EpochEvent(epoch, engine.step, self.rows, latents))
                 if epoch % config.sample_every == 0 or epoch == config.epochs:
+                    # drawn afresh from the same seed: a learned prior has moved since
+                    z_fixed = fixed_noise(model, config.seed).to(self.device)
                     write_sample_grid(model, z_fixed, run.samples_dir / f"epoch_{epoch:04d}")
 
             self._save(epoch, None, keep, observers, before_write=record)

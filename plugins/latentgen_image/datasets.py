@@ -25,10 +25,14 @@ from latentgen.data import (
 )
 
 from .faces import faces
+from .houses import houses
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
-BUILTIN = {"builtin:faces"}
+#: the embedded sets: training faces, 128 held-out faces (drawn from another seed, so none is
+#: a training face) and 128 houses, another category (`--negative-data`)
+BUILTIN = {"builtin:faces", "builtin:faces-test", "builtin:houses"}
+HELD_OUT_COUNT = 128
 
 
 decode = decode_uint8  # kept as plugin-level names: the writers and tests use them
@@ -37,8 +41,14 @@ encode = encode_uint8
 
 def open_images(source: str | None, size: int, channels: int) -> Examples:
     if source is None or source in BUILTIN:
-        arr = faces(size=size, channels=channels)
-        return Examples(torch.from_numpy(arr), decode, "builtin:faces")
+        source = source or "builtin:faces"
+        if source == "builtin:houses":
+            arr = houses(HELD_OUT_COUNT, size=size, channels=channels)
+        elif source == "builtin:faces-test":
+            arr = faces(HELD_OUT_COUNT, size=size, channels=channels, seed=98765)
+        else:
+            arr = faces(size=size, channels=channels)
+        return Examples(torch.from_numpy(arr), decode, source)
     path = Path(source)
     if not path.exists():
         raise UserError(f"{source} does not exist; give a folder of images, a .npy/.npz "
