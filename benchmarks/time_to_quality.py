@@ -29,8 +29,7 @@ import torch
 from torch import nn
 
 import latentgen
-from latentgen.evaluation.baselines import per_example_mse
-from latentgen.evaluation.inference import infer_latents
+from latentgen.evaluation.inference import infer_latents, per_example_mse
 from latentgen.evaluation.run import Run
 from latentgen.model.observation import GaussianObservation
 from latentgen.model.priors import StandardNormal
@@ -110,6 +109,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--channels", type=int, default=3)
     ap.add_argument("--latent-dim", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--latentgen-epochs", type=int, help="latentgen's epochs (default: "
+                    "--epochs); the time to the target counts until it is first reached")
+    ap.add_argument("--width", type=int, help="latentgen's --width (default: its own)")
     ap.add_argument("--every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -120,15 +122,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
+        ours_epochs = args.latentgen_epochs or args.epochs
         opts = {"image_size": args.image_size, "channels": args.channels}
+        if args.width:
+            opts["width"] = args.width
         latentgen.train(out=out, modality="image", data=args.data, test_data=test,
-                        latent_dim=args.latent_dim, epochs=args.epochs, device="cpu",
-                        checkpoint_every=args.every, sample_every=args.epochs,
-                        eval_every=args.epochs, seed=args.seed, modality_options=opts)
+                        latent_dim=args.latent_dim, epochs=ours_epochs, device="cpu",
+                        checkpoint_every=args.every, sample_every=ours_epochs,
+                        eval_every=ours_epochs, seed=args.seed, **opts)
         run = Run.load(out, "cpu")
         seconds = [float(r["seconds"]) for r in run.metrics()]
         ours = []
-        for epoch in range(args.every, args.epochs + 1, args.every):
+        for epoch in range(args.every, ours_epochs + 1, args.every):
             state = torch.load(out / "checkpoints" / f"epoch_{epoch:04d}.pt",
                                weights_only=True)
             run.model.generator.load_state_dict(state["generator"])
@@ -153,11 +158,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t_ours, t_plain = reach(ours, target), reach(plain, target)
     result = {
         "data": args.data or "builtin:faces", "test_data": test, "epochs": args.epochs,
+        "latentgen_epochs": ours_epochs,
         "target_mse": target,
         "plain": {"curve": plain, "weights": sum(p.numel() for p in gen.parameters()),
                   "settings": PLAIN, "seconds_to_target": t_plain},
         "latentgen": {"curve": ours, "weights": sum(p.numel() for p in
                                                     run.model.generator.parameters()),
+                      "settings": {k: v for k, v in run.config.to_dict().items()
+                                   if k in ("sigma", "step_size", "langevin_steps",
+                                            "batch_size", "lr", "prior")}
+                      | run.config.modality_options,
                       "seconds_to_target": t_ours},
         "time_ratio": (t_ours / t_plain) if t_ours is not None and t_plain else None,
     }

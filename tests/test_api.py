@@ -204,3 +204,31 @@ def test_default_run_folders_do_not_collide(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runs = [latentgen.train(max_steps=1, device="cpu", **TINY["image"]) for _ in range(3)]
     assert len({r.path for r in runs}) == 3
+
+
+def test_pictures_train_with_their_own_defaults_and_a_width_by_size():
+    """The image modality's measured defaults fill what nothing else sets, and --width 0 (its
+    default) keeps the first hidden layer at 128 channels or more: 64 at 16 and 28 px, 32
+    above; an explicit width is kept."""
+    from latentgen.plugins.registry import get_registry
+    from latentgen.training.assembly import Model
+
+    image = get_registry().modality("image")
+    resolved = latentgen.resolve_config({"modality": "image"})
+    for key, value in image.train_defaults.items():
+        assert getattr(resolved, key) == value, key
+    given = latentgen.resolve_config({"modality": "image", "langevin_steps": 30})
+    assert given.langevin_steps == 30
+
+    def first_and_last(size: int, **opts: int) -> tuple[int, int]:
+        cfg = latentgen.resolve_config({"modality": "image", "latent_dim": 4,
+                                        "modality_options": {"image_size": size, **opts}})
+        convs = [m for m in Model.from_config(cfg).generator.modules()
+                 if isinstance(m, torch.nn.ConvTranspose2d)]
+        return convs[0].out_channels, convs[-2].out_channels
+
+    assert first_and_last(16) == (128, 64)
+    assert first_and_last(28) == (128, 64)
+    assert first_and_last(32) == (128, 32)
+    assert first_and_last(64) == (256, 32)
+    assert first_and_last(16, width=8) == (16, 8)

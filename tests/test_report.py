@@ -109,3 +109,20 @@ def test_written_files_get_ordinary_permissions(report):
     umask = os.umask(0)
     os.umask(umask)
     assert report.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_report_prints_the_tables_it_writes(cli, trained_run, tiny_data, tmp_path):
+    """The terminal shows the page's evaluation: the three errors beside PCA, the regime, the
+    synthesis measures and the banked latents against the prior, with the page's numbers."""
+    out = tmp_path / "r.html"
+    res = cli("report", trained_run, "--test-data", tiny_data["test"], "--negative-data",
+              tiny_data["negative"], "--infer-steps", "20", "--out", out)
+    assert res.code == 0, res
+    for text in ("reconstruction error", "negative", "regime:", "synthesis", "banked latents"):
+        assert text in res.out
+    page = out.read_text()
+    model_mse = re.search(r"<td>test</td><td>\d+</td><td>([0-9.]+)</td>", page).group(1)
+    assert re.search(rf"test\s.*{model_mse}", res.out)
+    rel = re.search(r"rel = \(model - floor\) / \(PCA - floor\) = ([0-9.]+|undefined)",
+                    page).group(1)
+    assert (f"= {rel}" in res.out) if rel != "undefined" else ("rel: undefined" in res.out)

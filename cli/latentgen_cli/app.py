@@ -253,14 +253,24 @@ def report(
     device: str = DeviceOpt,
 ) -> None:
     """One self-contained HTML page: config, error curves, samples over epochs, synthesis,
-    reconstructions, interpolations and the error table with the PCA baseline."""
+    reconstructions, interpolations and the error table with the PCA baseline (whose tables
+    are also printed here, as `evaluate --synthesis` prints them)."""
     import latentgen
-    from latentgen.evaluation.report import build_report
+    from latentgen.evaluation.defaults import DEFAULT_SAMPLER
+    from latentgen.evaluation.report import build_report, report_evaluation
+
+    from .tables import evaluation_table, latents_line, synthesis_table
 
     trained = latentgen.load_run(run, device)
+    result = report_evaluation(trained, test_data, negative_data, infer_steps)
     path = build_report(trained, test=test_data, negative=negative_data, steps=infer_steps,
-                        out=out)
-    make_console().print(f"report: [bold]{literal(path)}[/] (self-contained; open it in a browser)")
+                        out=out, evaluation=result)
+    console = make_console()
+    sets: list[str] = [name for name in ("train", "test", "negative") if name in result]
+    evaluation_table(console, trained, result, sets, infer_steps, DEFAULT_SAMPLER, None)
+    synthesis_table(console, result["synthesis"])
+    latents_line(console, result["latents"])
+    console.print(f"report: [bold]{literal(path)}[/] (self-contained; open it in a browser)")
 
 
 def prepare(

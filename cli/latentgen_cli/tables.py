@@ -38,9 +38,9 @@ def evaluation_table(console: Console, trained: Any, result: dict[str, Any], set
         console.print(f"left out (the --mask file holds no masks for them): "
                       f"{', '.join(left_out)}")
     console.print(table)
-    console.print(f"all sets: {steps} {sampler} steps from Z = 0" if mask else
+    console.print(f"all sets: {steps} {sampler} steps from the prior's mode" if mask else
                   f"train: MAP latents refined from the banked ones ({REFINE_STEPS} steps, "
-                  f"epoch {trained.epoch}); others: {steps} {sampler} steps from Z = 0")
+                  f"epoch {trained.epoch}); others: {steps} {sampler} steps from the prior's mode")
     if "regime" in result:
         console.print(f"regime: [bold]{result['regime']['verdict']}[/]")
         console.print(f"rule: {result['regime']['rule']}", style="dim")

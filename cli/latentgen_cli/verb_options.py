@@ -17,7 +17,7 @@ FormatOpt = typer.Option(None, "--format", help="File format, for modalities tha
                          "several (video: mp4 or gif; default: the modality's first).",
                          show_default=False)
 InferStepsOpt = typer.Option(DEFAULT_STEPS, "--infer-steps", help="Inference steps for data "
-                             "without banked latents (from Z = 0).")
+                             "without banked latents (from the prior's mode).")
 SamplerOpt = typer.Option(DEFAULT_SAMPLER, help="Inference for data without banked latents: "
                           "map (gradient descent on the log posterior with a self-tuning step), "
                           "gd (the seed's fixed-step update) or langevin (a posterior sample).")

@@ -3,8 +3,9 @@
 Every ``eval_every`` epochs the generator is held fixed and:
   - train: the training examples are reconstructed at MAP latents refined from their banked
     ones (a few steps: the banked latents are Langevin samples, noisier than the mode);
-  - test, negative: latents are inferred from Z = 0 by ``eval_steps`` MAP steps (sampler "map")
-    (the same procedure as ``latentgen evaluate``), and those examples reconstructed.
+  - test, negative: latents are inferred from the prior's mode by ``eval_steps`` MAP steps
+    (sampler "map", the same procedure as ``latentgen evaluate``), and those examples
+    reconstructed.
 The errors go into ``metrics.csv`` (eval_train_mse, test_mse, negative_mse) and a plot of them
 over epochs into ``curves.png``, with PCA at the same number of latent factors as dashed lines.
 """

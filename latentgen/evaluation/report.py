@@ -74,9 +74,21 @@ def _fmt(v: Any) -> str:
     return f"{v:.5f}" if isinstance(v, float) else str(v)
 
 
-def _synthesis_section(trained: Run, test: str | None, n: int) -> str:
+def report_evaluation(trained: Run, test: str | None = None, negative: str | None = None,
+                      steps: int = DEFAULT_STEPS,
+                      synthesis_n: int = DEFAULT_SYNTHESIS_N) -> dict[str, Any]:
+    """What the report's tables show: ``trained.evaluate`` of the training data, ``test`` and
+    ``negative`` (the run's own held-out data when they are None and it is still there), with
+    the synthesis measures against ``test`` (else the training data)."""
+    cfg = trained.model.config
+    test = test if test is not None else _existing(cfg.test_data)
+    negative = negative if negative is not None else _existing(cfg.negative_data)
+    return trained.evaluate(test=test, negative=negative, infer_steps=steps, synthesis=True,
+                            n=synthesis_n)
+
+
+def _synthesis_section(found: dict[str, Any]) -> str:
     """The synthesis measures against the held-out data (else the training data)."""
-    found = trained.synthesis_quality("test" if test else "train", n=n, test=test)
     rows = [[name, found[key], *found[key + "_levels"]] for name, key in
             (("model (prior samples)", "swd"), ("PCA (probabilistic, same d)", "swd_pca"),
              ("floor (training examples)", "swd_floor"))]
@@ -94,8 +106,11 @@ def _synthesis_section(trained: Run, test: str | None, n: int) -> str:
 
 def build_report(trained: Run, test: str | None = None, negative: str | None = None,
                  steps: int = DEFAULT_STEPS, out: Path | None = None,
-                 synthesis_n: int = DEFAULT_SYNTHESIS_N) -> Path:
-    """Write the report of ``trained`` (default: RUN/report.html) and return its path."""
+                 synthesis_n: int = DEFAULT_SYNTHESIS_N,
+                 evaluation: dict[str, Any] | None = None) -> Path:
+    """Write the report of ``trained`` (default: RUN/report.html) and return its path.
+    ``evaluation``: ``report_evaluation(trained, test, negative, steps, synthesis_n)`` when the
+    caller has it already (the CLI prints its tables), else it is computed here."""
     run, model, cfg = trained.run, trained.model, trained.model.config
     out = Path(out) if out is not None else run.report_path
     if out.is_dir():
@@ -124,8 +139,8 @@ def build_report(trained: Run, test: str | None = None, negative: str | None = N
 
     with tempfile.TemporaryDirectory(prefix="latentgen-report-") as tmp_name:
         tmp = Path(tmp_name)
-        result = trained.evaluate(test=sets.get("test"), negative=sets.get("negative"),
-                                  infer_steps=steps)
+        result = evaluation if evaluation is not None else report_evaluation(
+            trained, sets.get("test"), sets.get("negative"), steps, synthesis_n)
         rows = []
         for name in sets:
             r = result[name]
@@ -134,13 +149,19 @@ def build_report(trained: Run, test: str | None = None, negative: str | None = N
         text = _table(["set", "examples", "model MSE", "PCA MSE", "model / PCA"], rows)
         text += (f'<p class="note">{html.escape(units)}. train: MAP latents refined '
                  f"from the banked ones after {trained.epoch} epochs; others: {steps} MAP steps "
-                 "from Z = 0. "
+                 "from the prior's mode. "
                  "PCA keeps as many components as the generator has latent numbers.</p>")
         if "regime" in result:
             text += (f"<p><b>Regime: {html.escape(result['regime']['verdict'])}</b> "
                      f'<span class="note">({html.escape(result["regime"]["rule"])})</span></p>')
+        gap = result["latents"]
+        text += (f"<p>Banked latents {'follow' if gap['matches'] else 'differ from'} the prior: "
+                 f"mean {gap['mean_distance']:.2f} prior standard deviations off, covariance "
+                 f"eigenvalues {gap['cov_eig_min']:.2f} to {gap['cov_eig_max']:.2f} of the "
+                 f"prior's, KL {gap['kl']:.2f} nats, MMD<sup>2</sup> {gap['mmd']:.4f} (noise "
+                 f"level {gap['mmd_threshold']:.4f}).</p>")
         sections.append("<h2>Reconstruction error</h2>" + text)
-        sections.append(_synthesis_section(trained, sets.get("test"), synthesis_n))
+        sections.append(_synthesis_section(result["synthesis"]))
 
         metrics = run.read_metrics()
         if metrics:
@@ -196,4 +217,5 @@ def _grid_files(files: list[Path]) -> list[Path]:
 
 
 def _existing(path: str | None) -> str | None:
-    return path if path and Path(path).exists() else None
+    """The run's own held-out data, when it is still there (or embedded)."""
+    return path if path and (path.startswith("builtin:") or Path(path).exists()) else None

@@ -90,8 +90,8 @@ class TrainConfig:
                                         "--test-data.", panel="Error curves")
     eval_every: int = setting(5, "Epochs between evaluations of train / test / negative "
                               "error.", unit="epochs", minimum=1, panel="Error curves")
-    eval_steps: int = setting(300, "MAP inference steps (sampler map) from Z = 0 for test / "
-                              "negative data.", minimum=0, panel="Error curves")
+    eval_steps: int = setting(300, "MAP inference steps (sampler map) from the prior's mode "
+                              "for test / negative data.", minimum=0, panel="Error curves")
     synthesis_every: int | None = setting(None, "Epochs between synthesis measures (sliced "
                                           "Wasserstein distance of prior samples from "
                                           "--test-data, else the training data, beside PCA and "
