@@ -21,7 +21,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	rm -rf runs/demo
 	$(PY) -m latentgen train --modality image --test-data builtin:faces-test \
-	    --negative-data builtin:houses --eval-every 20 --out runs/demo
+	    --negative-data builtin:houses --epochs 40 --eval-every 20 --out runs/demo
 	$(PY) -m latentgen synthesize runs/demo --n 64 --out runs/demo/synthesized
 	$(PY) -m latentgen reconstruct runs/demo --out runs/demo/reconstructed
 	$(PY) -m latentgen interpolate runs/demo --out runs/demo/interpolated
