@@ -52,7 +52,11 @@ def parse_set(spec: str) -> dict[str, Any]:
     parts = _fields(spec)
     if len(parts) not in (4, 5):
         raise SystemExit(f"--set {spec}: give NAME:MODALITY:TRAIN:TEST[:OPTIONS]")
-    opts = dict(kv.split("=", 1) for kv in parts[4].split(",")) if len(parts) == 5 else {}
+    pairs = parts[4].split(",") if len(parts) == 5 else []
+    bad = [kv for kv in pairs if "=" not in kv]
+    if bad:
+        raise SystemExit(f"--set {spec}: options are KEY=VALUE, got {bad[0]!r}")
+    opts = dict(kv.split("=", 1) for kv in pairs)
     return {"name": parts[0], "modality": parts[1], "data": parts[2], "test": parts[3],
             "options": {k: _value(v) for k, v in opts.items()}}
 
@@ -69,14 +73,13 @@ def run_one(ds: dict[str, Any], point: dict[str, Any], epochs: int, n: int,
     settings, options = split_settings({**ds["options"], **point})
     settings.setdefault("epochs", epochs)
     data = None if ds["data"] == "builtin:default" else ds["data"]
-    run = latentgen.train(out=out, modality=ds["modality"], data=data, device="cpu",
-                          checkpoint_every=0, sample_every=settings["epochs"],
-                          eval_every=settings["epochs"], **options, **settings)
+    latentgen.train(out=out, modality=ds["modality"], data=data, device="cpu",
+                    checkpoint_every=0, sample_every=settings["epochs"],
+                    eval_every=settings["epochs"], **options, **settings)
     trained = latentgen.load_run(out, "cpu")
     seconds = sum(float(r["seconds"]) for r in trained.metrics())
     result = trained.evaluate(test=ds["test"], synthesis=True, n=n)
     test, pca = result["test"]["mse"], result["pca"]["test"]
-    del run
     return {"set": ds["name"], **point, "epochs": settings["epochs"],
             "train_examples": result["train"]["n"], "test_mse": test, "pca_test_mse": pca,
             "mse_over_pca": test / pca, "train_mse": result["train"]["mse"],
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     "its samples), named SET-KEY=VALUE-...; default: temporary folders")
     args = ap.parse_args(argv)
     sets = [parse_set(s) for s in args.set]
+    if any("=" not in g for g in args.grid):
+        ap.error("--grid takes KEY=V1,V2,...")
     grid = {k: [_value(v) for v in vs.split(",")] for k, vs in
             (g.split("=", 1) for g in args.grid)}
     points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())] or [{}]
