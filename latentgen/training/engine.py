@@ -34,6 +34,7 @@ from latentgen.runtime.distributed import Shard, all_reduce_sum, data_parallel, 
 from latentgen.runtime.seeding import derived_generator
 from latentgen.runtime.speed import autocast, compiled, prepare_generator
 from latentgen.training.bank import LatentBank
+from latentgen.training.schedule import lr_at
 
 
 @dataclass
@@ -88,7 +89,8 @@ class ABPEngine:
                  reinit_chains: bool = False, device: torch.device | str = "cpu",
                  masks: Masks | None = None, precision: str = "fp32",
                  compile: bool = False, shard: Shard = Shard(),
-                 fp64_gradients: bool = False) -> None:
+                 fp64_gradients: bool = False, lr_end: float = 1.0,
+                 total_steps: int = 0) -> None:
         self.device = torch.device(device)
         self.shard = shard
         #: the module whose weights are learned and saved (state-dict keys never change)
@@ -125,6 +127,11 @@ class ABPEngine:
         # foreach: the multi-tensor update (fewer, larger operations than one per tensor)
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr,
                                           betas=(beta1, 0.999), foreach=True)
+        self.lr = lr
+        #: the schedule: the rate falls to ``lr * lr_end`` at step ``total_steps``
+        #: (``latentgen.training.schedule``); the trainer sets the total from --epochs
+        self.lr_end = lr_end
+        self.total_steps = total_steps
         self.step = 0
 
     def batches(self, n: int, epoch: int) -> EpochOrder:
@@ -167,6 +174,9 @@ class ABPEngine:
         (energy.sum() * (self.shard.world / size)).backward()
         if self.shadow is not None:
             self._take_shadow_gradients()
+        rate = lr_at(self.step, self.total_steps, self.lr, self.lr_end)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
         self.optimizer.step()
         self.step += 1
         with torch.no_grad():

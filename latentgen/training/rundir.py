@@ -69,6 +69,8 @@ class RunDir:
                             "latentgen run")
         values = read_toml(self.config_path)
         values["modality_options"] = values.pop("modality_options", {})
+        # runs written before the learning-rate schedule existed trained at a constant rate
+        values.setdefault("lr_end", 1.0)
         return TrainConfig.from_dict(values, source=str(self.config_path))
 
     def check_unedited(self, config: TrainConfig, state: dict[str, Any], prefix: str = ""

@@ -197,7 +197,9 @@ class Trainer:
             langevin_steps=config.langevin_steps, batch_size=config.batch_size, lr=config.lr,
             beta1=config.beta1, seed=config.seed, reinit_chains=config.reinit_chains,
             device=device, masks=self.masks, precision=config.precision,
-            compile=config.compile, shard=shard, fp64_gradients=config.fp64_gradients)
+            compile=config.compile, shard=shard, fp64_gradients=config.fp64_gradients,
+            lr_end=config.lr_end)
+        self.engine.total_steps = config.epochs * len(self.engine.batches(len(data), 0))
         if state is not None:
             self._restore(state)
             del state  # drop the mapped checkpoint (and its bank) before training
