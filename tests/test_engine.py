@@ -34,8 +34,8 @@ def test_engine_lowers_reconstruction_error(tiny_data, tmp_path):
 
 
 def test_resume_equals_uninterrupted_run(tiny_data, tmp_path):
-    # at a constant rate, a run extended from 2 to 4 epochs is the 4-epoch run (with a
-    # decaying rate an interrupted run is: tests/test_schedule.py)
+    # at a constant rate (the default), a run extended from 2 to 4 epochs is the 4-epoch run
+    # (with a decaying one an interrupted run is: tests/test_schedule.py)
     train(_config(tiny_data["train"], epochs=4, lr_end=1.0), tmp_path / "straight")
     train(_config(tiny_data["train"], epochs=2, lr_end=1.0), tmp_path / "split")
     resume_api(tmp_path / "split", epochs=4)

@@ -44,8 +44,9 @@ def test_training_ends_at_the_final_rate(tiny_data, tmp_path):
 
 
 def test_an_interrupted_run_resumes_on_the_same_schedule(tiny_data, tmp_path):
-    train(_config(tiny_data["train"]), tmp_path / "straight")
-    train(_config(tiny_data["train"], max_steps=5), tmp_path / "split")  # stops mid-epoch 2
+    train(_config(tiny_data["train"], lr_end=0.1), tmp_path / "straight")
+    # stops mid-epoch 2
+    train(_config(tiny_data["train"], lr_end=0.1, max_steps=5), tmp_path / "split")
     resume_api(tmp_path / "split", max_steps=None)
     a = TrainedRun.load(tmp_path / "straight", "cpu").model.generator.state_dict()
     b = TrainedRun.load(tmp_path / "split", "cpu").model.generator.state_dict()
@@ -55,7 +56,7 @@ def test_an_interrupted_run_resumes_on_the_same_schedule(tiny_data, tmp_path):
 
 def test_a_run_written_before_the_schedule_keeps_a_constant_rate(tiny_data, tmp_path):
     run = tmp_path / "run"
-    train(_config(tiny_data["train"], epochs=1), run)
+    train(_config(tiny_data["train"], epochs=1, lr_end=0.5), run)
     path = run / "config.toml"
     path.write_text("\n".join(line for line in path.read_text().splitlines()
                               if not line.startswith("lr_end")) + "\n")

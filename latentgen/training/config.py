@@ -50,9 +50,9 @@ class TrainConfig:
     sigma: float = setting(0.5, "sigma, the observation noise standard deviation (in the "
                            "model's data range).", positive=True)
     lr: float = setting(1e-3, "Adam learning rate.", positive=True)
-    lr_end: float = setting(0.1, "The learning rate at the last step, as a fraction of --lr: "
-                            "it falls along a half cosine over --epochs (1: constant; on "
-                            "--resume with a new --epochs the fall stretches to it).",
+    lr_end: float = setting(1.0, "The learning rate at the last step, as a fraction of --lr: "
+                            "below 1 it falls along a half cosine over --epochs (1: constant; "
+                            "on --resume with a new --epochs the fall stretches to it).",
                             minimum=0, maximum=1)
     beta1: float = setting(0.5, "Adam beta1.", minimum=0)
     sampler: str = setting("langevin", "Inference during training: langevin, gd (no noise) or "
