@@ -128,8 +128,8 @@ class ABPEngine:
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr,
                                           betas=(beta1, 0.999), foreach=True)
         self.lr = lr
-        #: the schedule: the rate falls to ``lr * lr_end`` at step ``total_steps``
-        #: (``latentgen.training.schedule``); the trainer sets the total from --epochs
+        #: the schedule: the rate falls to ``lr * lr_end`` at step ``total_steps`` (the run's
+        #: iterations over all its epochs; ``latentgen.training.schedule``)
         self.lr_end = lr_end
         self.total_steps = total_steps
         self.step = 0

@@ -19,6 +19,7 @@ import torch
 
 from latentgen.data.loader import default_workers
 from latentgen.data.masks import Masks, parse_masks
+from latentgen.data.order import EpochOrder
 from latentgen.errors import UserError
 from latentgen.model.nets import generate
 from latentgen.runtime.devices import resolve_device
@@ -198,8 +199,8 @@ class Trainer:
             beta1=config.beta1, seed=config.seed, reinit_chains=config.reinit_chains,
             device=device, masks=self.masks, precision=config.precision,
             compile=config.compile, shard=shard, fp64_gradients=config.fp64_gradients,
-            lr_end=config.lr_end)
-        self.engine.total_steps = config.epochs * len(self.engine.batches(len(data), 0))
+            lr_end=config.lr_end,
+            total_steps=config.epochs * len(EpochOrder(len(data), config.batch_size, 0, 0)))
         if state is not None:
             self._restore(state)
             del state  # drop the mapped checkpoint (and its bank) before training
