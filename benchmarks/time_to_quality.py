@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                weights_only=True)
             run.model.generator.load_state_dict(state["generator"])
             run.model.prior.load_state_dict(state.get("prior") or {})
+            run.model.observation.load_state_dict(state.get("observation") or {})
             ours.append((round(sum(seconds[:epoch]), 2), held_out_mse(run)))
 
         data = run.training_examples()
@@ -165,8 +166,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "latentgen": {"curve": ours, "weights": sum(p.numel() for p in
                                                     run.model.generator.parameters()),
                       "settings": {k: v for k, v in run.config.to_dict().items()
-                                   if k in ("sigma", "step_size", "langevin_steps",
-                                            "batch_size", "lr", "prior")}
+                                   if k in ("sigma", "learn_sigma", "step_size",
+                                            "langevin_steps", "batch_size", "lr", "lr_end",
+                                            "prior")}
                       | run.config.modality_options,
                       "seconds_to_target": t_ours},
         "time_ratio": (t_ours / t_plain) if t_ours is not None and t_plain else None,

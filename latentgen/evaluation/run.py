@@ -52,6 +52,7 @@ class Run:
             model = Model.from_config(config)
             model.generator.load_state_dict(state["generator"])
             model.prior.load_state_dict(state.get("prior") or {})
+            model.observation.load_state_dict(state.get("observation") or {})
             latents = state["latents"]
             if tuple(latents.shape[1:]) != tuple(model.generator.latent_shape):
                 raise ValueError(f"latents of shape {tuple(latents.shape)}")

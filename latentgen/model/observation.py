@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor
+
+#: the smallest sigma learning may reach (model units): a generator that fits its training
+#: examples exactly would otherwise drive sigma, and with it every Langevin step, to zero
+SIGMA_FLOOR = 0.01
 
 
 class GaussianObservation:
@@ -13,10 +19,35 @@ class GaussianObservation:
     0 = missing, broadcastable to the data) removes missing entries from the sum entirely.
     """
 
-    def __init__(self, sigma: float) -> None:
+    def __init__(self, sigma: float, learn: bool = False) -> None:
         if not sigma > 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
         self.sigma = float(sigma)
+        #: the sigma the run started from (``--sigma``): the Langevin step is given at it
+        self.initial = float(sigma)
+        #: whether ``learn`` refits sigma to the training residuals
+        self.learns = bool(learn)
+
+    def learn(self, mse: float) -> None:
+        """The maximum-likelihood step for sigma (an M-step beside the generator's): sigma^2 =
+        the mean squared residual per entry of the training examples at their inferred
+        latents. A no-op for a fixed sigma."""
+        if self.learns and math.isfinite(mse) and mse > 0:
+            self.sigma = max(math.sqrt(mse), SIGMA_FLOOR)
+
+    @property
+    def scale(self) -> float:
+        """sigma / initial sigma: Langevin steps scale by it, so that delta / sigma, and with
+        it the sampler's stability (step x curvature, the curvature ~ 1 / sigma^2) and its
+        noise relative to the posterior's width (~ sigma), stay what they were at --sigma."""
+        return self.sigma / self.initial
+
+    def state_dict(self) -> dict[str, float]:
+        return {"sigma": self.sigma}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        if "sigma" in state:
+            self.sigma = float(state["sigma"])
 
     def energy(self, y: Tensor, x: Tensor, mask: Tensor | None = None) -> Tensor:
         diff = y - x

@@ -50,11 +50,14 @@ class Model:
         generator = modality.build_generator(config.latent_dim, options)
         prior = reg.prior(config.prior)(generator.latent_shape)
         return cls(config, modality, options, generator, prior,
-                   GaussianObservation(config.sigma))
+                   GaussianObservation(config.sigma, config.learn_sigma))
 
     def sampler(self, name: str | None = None, step_size: float | None = None) -> Sampler:
+        """A sampler by name (the run's own by default); without ``step_size``, the run's step
+        size scaled as sigma has been learned (``GaussianObservation.scale``)."""
         cls = get_registry().sampler(name or self.config.sampler)
-        return cls(step_size if step_size is not None else self.config.step_size)
+        return cls(step_size if step_size is not None
+                   else self.config.step_size * self.observation.scale)
 
     def plugin_record(self) -> dict[str, str]:
         info = owner_of(self.config.modality)

@@ -49,6 +49,10 @@ class TrainConfig:
     step_size: float = setting(0.3, "delta, the Langevin step size.", positive=True)
     sigma: float = setting(0.5, "sigma, the observation noise standard deviation (in the "
                            "model's data range).", positive=True)
+    learn_sigma: bool = setting(False, "Refit sigma to the training residuals after every "
+                                "epoch (maximum likelihood), starting from --sigma; the "
+                                "Langevin step size follows it (delta / sigma kept).",
+                                off_flag="--fixed-sigma")
     lr: float = setting(1e-3, "Adam learning rate.", positive=True)
     lr_end: float = setting(1.0, "The learning rate at the last step, as a fraction of --lr: "
                             "below 1 it falls along a half cosine over --epochs (1: constant; "

@@ -98,6 +98,8 @@ class ABPEngine:
         self.prior = prior
         self.sampler = sampler
         self.observation = observation
+        #: the sampler's step at the observation's initial sigma (it follows a learned sigma)
+        self.base_step = sampler.step_size / observation.scale
         self.bank = bank
         self.langevin_steps = langevin_steps
         self.batch_size = batch_size
@@ -232,21 +234,28 @@ class ABPEngine:
         return EpochStats(epoch, n, progress.loss_sum / n, progress.mse_sum / n,
                           progress.seconds), progress
 
-    def end_epoch(self) -> None:
-        """After a whole epoch: a prior that learns from the bank is refit to it (all ranks
-        get the same moments, so the same prior)."""
+    def end_epoch(self, mse: float | None = None) -> None:
+        """After a whole epoch: a prior that learns from the bank is refit to it, and a
+        learned sigma to the epoch's mean squared residual ``mse`` (model space); all ranks
+        get the same moments and the same global mean, so the same prior and sigma."""
         if self.prior.learns_from_bank:
             self.prior.learn(self.bank.moments())
+        if mse is not None:
+            self.observation.learn(mse)
+            self.sampler.step_size = self.base_step * self.observation.scale
 
     def state_dict(self) -> dict:
         """Generator, prior, optimizer and step; the latent bank is saved by the caller
         (``LatentBank.gather``), as it may be sharded or on disk."""
         return {"generator": self.generator.state_dict(), "prior": self.prior.state_dict(),
+                "observation": self.observation.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "step": self.step}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
         self.prior.load_state_dict(state.get("prior") or {})
+        self.observation.load_state_dict(state.get("observation") or {})
+        self.sampler.step_size = self.base_step * self.observation.scale
         self.optimizer.load_state_dict(state["optimizer"])
         self.bank.load_full(state["latents"])
         self.step = int(state["step"])

@@ -264,13 +264,15 @@ class Trainer:
             if stats is None:  # stopped by max_steps inside the epoch
                 self._save(epoch - 1, progress, None, observers)
                 break
-            engine.end_epoch()
+            engine.end_epoch(stats.mse)
             done = epoch
             progress = None
             row = {"epoch": epoch, "step": engine.step, "loss": round(stats.loss, 6),
                    "train_mse": round(model.metric_mse(stats.mse), 8),
                    "examples_per_s": round(stats.examples_per_s, 2),
                    "seconds": round(stats.seconds, 3)}
+            if model.observation.learns:
+                row["sigma"] = round(model.observation.sigma, 6)
             keep = (f"epoch_{epoch:04d}.pt"
                     if config.checkpoint_every and epoch % config.checkpoint_every == 0 else None)
 

@@ -1,0 +1,97 @@
+"""Real picture sets for the sweep and the time-to-quality benchmark, made from pictures that
+Python packages ship (none of them in this repository): scikit-learn's handwritten digits,
+scikit-image's `lfw_subset` faces and crops of scikit-image's colour photographs.
+
+    pip install scikit-learn scikit-image
+    python benchmarks/real_sets.py --out data/
+
+writes, as uint8 .npy arrays (N, H, W[, C]) that `latentgen train --data` reads:
+
+- digits_train.npy (700 digits 0-4), digits_test.npy (the other 201 digits 0-4),
+  digits_other.npy (200 digits 5-9): 8 x 8 scans upsampled to 16 x 16, grayscale;
+- lfw_train.npy (70 faces), lfw_test.npy (30 other faces), lfw_other.npy (30 of its
+  non-face patches): 25 x 25 grayscale photographs;
+- scenes_train.npy (2,000 crops), scenes_test.npy (300): 32 x 32 RGB crops, 48 to 128 px
+  wide before resizing, of seven photographs; training crops from the left 70 % of each
+  photograph, held-out ones from the right 30 %;
+- scenes_other.npy (300 crops of the same size of grayscale texture photographs, as RGB).
+
+Every split is drawn from a fixed seed, so the same command makes the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def _resize(a: np.ndarray, size: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(a).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def digits(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    pics = np.stack([_resize((im * 255 / 16).round().astype(np.uint8), 16) for im in d.images])
+    low = rng.permutation(np.flatnonzero(d.target < 5))
+    high = rng.permutation(np.flatnonzero(d.target >= 5))
+    return {"digits_train": pics[low[:700]], "digits_test": pics[low[700:]],
+            "digits_other": pics[high[:200]]}
+
+
+def lfw(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    from skimage.data import lfw_subset
+
+    pics = (lfw_subset() * 255).round().astype(np.uint8)  # 100 faces, then 100 non-faces
+    faces, other = rng.permutation(100), 100 + rng.permutation(100)
+    return {"lfw_train": pics[faces[:70]], "lfw_test": pics[faces[70:]],
+            "lfw_other": pics[other[:30]]}
+
+
+def _crops(photo: np.ndarray, n: int, lo: float, hi: float, rng: np.random.Generator,
+           size: int) -> list[np.ndarray]:
+    """``n`` random square crops lying within columns [lo, hi) of the photograph."""
+    h, w = photo.shape[:2]
+    x0, x1 = int(lo * w), int(hi * w)
+    out = []
+    for _ in range(n):
+        side = int(rng.integers(48, min(128, h, x1 - x0) + 1))
+        y = int(rng.integers(0, h - side + 1))
+        x = int(rng.integers(x0, x1 - side + 1))
+        out.append(_resize(np.ascontiguousarray(photo[y:y + side, x:x + side]), size))
+    return out
+
+
+def scenes(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    from skimage import data
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(),
+              data.immunohistochemistry(), data.stereo_motorcycle()[0], data.colorwheel()]
+    photos = [p[..., :3] for p in photos]
+    train = [c for p in photos for c in _crops(p, 2000 // len(photos) + 1, 0.0, 0.7, rng, 32)]
+    test = [c for p in photos for c in _crops(p, 300 // len(photos) + 1, 0.7, 1.0, rng, 32)]
+    textures = [data.brick(), data.grass(), data.gravel(), data.camera(), data.moon()]
+    other = [np.repeat(c[..., None], 3, -1)
+             for p in textures for c in _crops(p, 300 // len(textures), 0.0, 1.0, rng, 32)]
+    return {"scenes_train": np.stack(train[:2000]), "scenes_test": np.stack(test[:300]),
+            "scenes_other": np.stack(other)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="folder for the .npy files")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for make in (digits, lfw, scenes):
+        for name, arr in make(np.random.default_rng(args.seed)).items():
+            np.save(args.out / f"{name}.npy", arr)
+            print(f"{args.out / name}.npy {arr.shape}")
+
+
+if __name__ == "__main__":
+    main()
