@@ -14,7 +14,9 @@ writes, as uint8 .npy arrays (N, H, W[, C]) that `latentgen train --data` reads:
 - scenes_train.npy (2,000 crops), scenes_test.npy (300): 32 x 32 RGB crops, 48 to 128 px
   wide before resizing, of seven photographs; training crops from the left 70 % of each
   photograph, held-out ones from the right 30 %;
-- scenes_other.npy (300 crops of the same size of grayscale texture photographs, as RGB).
+- scenes_other.npy (300 crops of the same size of grayscale texture photographs, as RGB);
+- scenes64_train.npy (1,000), scenes64_test.npy (200), scenes64_other.npy (200): the same at
+  64 x 64, from crops 96 to 256 px wide.
 
 Every split is drawn from a fixed seed, so the same command makes the same files.
 """
@@ -54,31 +56,38 @@ def lfw(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 def _crops(photo: np.ndarray, n: int, lo: float, hi: float, rng: np.random.Generator,
            size: int) -> list[np.ndarray]:
-    """``n`` random square crops lying within columns [lo, hi) of the photograph."""
+    """``n`` random square crops, 1.5 to 4 times ``size`` wide, lying within columns
+    [lo, hi) of the photograph, resized to ``size``."""
     h, w = photo.shape[:2]
     x0, x1 = int(lo * w), int(hi * w)
     out = []
     for _ in range(n):
-        side = int(rng.integers(48, min(128, h, x1 - x0) + 1))
+        side = int(rng.integers(size * 3 // 2, min(4 * size, h, x1 - x0) + 1))
         y = int(rng.integers(0, h - side + 1))
         x = int(rng.integers(x0, x1 - side + 1))
         out.append(_resize(np.ascontiguousarray(photo[y:y + side, x:x + side]), size))
     return out
 
 
-def scenes(rng: np.random.Generator) -> dict[str, np.ndarray]:
+def scenes(rng: np.random.Generator, size: int = 32, n_train: int = 2000, n_test: int = 300,
+           name: str = "scenes") -> dict[str, np.ndarray]:
     from skimage import data
 
     photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(),
               data.immunohistochemistry(), data.stereo_motorcycle()[0], data.colorwheel()]
     photos = [p[..., :3] for p in photos]
-    train = [c for p in photos for c in _crops(p, 2000 // len(photos) + 1, 0.0, 0.7, rng, 32)]
-    test = [c for p in photos for c in _crops(p, 300 // len(photos) + 1, 0.7, 1.0, rng, 32)]
+    k = len(photos)
+    train = [c for p in photos for c in _crops(p, n_train // k + 1, 0.0, 0.7, rng, size)]
+    test = [c for p in photos for c in _crops(p, n_test // k + 1, 0.7, 1.0, rng, size)]
     textures = [data.brick(), data.grass(), data.gravel(), data.camera(), data.moon()]
     other = [np.repeat(c[..., None], 3, -1)
-             for p in textures for c in _crops(p, 300 // len(textures), 0.0, 1.0, rng, 32)]
-    return {"scenes_train": np.stack(train[:2000]), "scenes_test": np.stack(test[:300]),
-            "scenes_other": np.stack(other)}
+             for p in textures for c in _crops(p, n_test // len(textures), 0.0, 1.0, rng, size)]
+    return {f"{name}_train": np.stack(train[:n_train]), f"{name}_test": np.stack(test[:n_test]),
+            f"{name}_other": np.stack(other)}
+
+
+def scenes64(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return scenes(rng, 64, 1000, 200, "scenes64")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for make in (digits, lfw, scenes):
+    for make in (digits, lfw, scenes, scenes64):
         for name, arr in make(np.random.default_rng(args.seed)).items():
             np.save(args.out / f"{name}.npy", arr)
             print(f"{args.out / name}.npy {arr.shape}")

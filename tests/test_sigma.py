@@ -12,6 +12,7 @@ import torch
 from latentgen.evaluation.run import Run as TrainedRun
 from latentgen.model.observation import SIGMA_FLOOR, GaussianObservation
 from latentgen.training.config import TrainConfig
+from latentgen.training.rundir import RunDir
 from tests.conftest import resume_api
 from tests.conftest import train_api as train
 
@@ -77,3 +78,12 @@ def test_an_interrupted_run_resumes_with_the_learned_sigma(tiny_data, tmp_path):
     sa, sb = a.model.generator.state_dict(), b.model.generator.state_dict()
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_a_run_written_before_sigma_was_learned_keeps_it_fixed(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    train(_config(tiny_data["train"], epochs=1), run)
+    path = run / "config.toml"
+    path.write_text("\n".join(line for line in path.read_text().splitlines()
+                              if not line.startswith("learn_sigma")) + "\n")
+    assert RunDir(run).read_config().learn_sigma is False

@@ -209,7 +209,8 @@ def test_synthesis_every_adds_the_measures_to_the_metrics_and_keeps_resume_exact
     import latentgen
 
     tiny = dict(data=str(tiny_data["train"]), image_size=16, channels=1, latent_dim=4,
-                batch_size=32, langevin_steps=5, width=8, device="cpu", synthesis_every=1)
+                batch_size=32, langevin_steps=5, width=8, device="cpu", synthesis_every=1,
+                lr_end=1.0)  # constant: resumed with more --epochs, a decay would stretch
     latentgen.train(out=tmp_path / "straight", epochs=2, **tiny)
     latentgen.train(out=tmp_path / "split", epochs=1, **tiny)
     latentgen.train(out=tmp_path / "split", resume=True, epochs=2)

@@ -182,7 +182,9 @@ class ABPEngine:
         self.optimizer.step()
         self.step += 1
         with torch.no_grad():
-            sq = (y - x.to(y.dtype)).pow(2)
+            # summed in float64: a learned sigma is set from these sums, and N processes must
+            # arrive at the sigma one process does (float32 sums depend on the split)
+            sq = (y - x.to(y.dtype)).double().pow(2)
             sums = torch.stack([energy.detach().sum(),
                                 (sq * mask).sum() if mask is not None else sq.sum(),
                                 (mask.expand_as(sq).sum() if mask is not None

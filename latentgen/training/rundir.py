@@ -71,6 +71,8 @@ class RunDir:
         values["modality_options"] = values.pop("modality_options", {})
         # runs written before the learning-rate schedule existed trained at a constant rate
         values.setdefault("lr_end", 1.0)
+        # and those written before sigma could be learned kept it fixed
+        values.setdefault("learn_sigma", False)
         return TrainConfig.from_dict(values, source=str(self.config_path))
 
     def check_unedited(self, config: TrainConfig, state: dict[str, Any], prefix: str = ""
