@@ -247,8 +247,8 @@ class ABPEngine:
             self.sampler.step_size = self.base_step * self.observation.scale
 
     def state_dict(self) -> dict:
-        """Generator, prior, optimizer and step; the latent bank is saved by the caller
-        (``LatentBank.gather``), as it may be sharded or on disk."""
+        """Generator, prior, observation (sigma), optimizer and step; the latent bank is saved
+        by the caller (``LatentBank.gather``), as it may be sharded or on disk."""
         return {"generator": self.generator.state_dict(), "prior": self.prior.state_dict(),
                 "observation": self.observation.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "step": self.step}
