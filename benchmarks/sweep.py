@@ -85,7 +85,9 @@ def run_one(ds: dict[str, Any], point: dict[str, Any], epochs: int, n: int,
             "mse_over_pca": test / pca, "train_mse": result["train"]["mse"],
             "swd": result["synthesis"]["swd"], "swd_pca": result["synthesis"]["swd_pca"],
             "swd_floor": result["synthesis"]["swd_floor"], "rel": result["synthesis"]["rel"],
-            "latents_kl": result["latents"]["kl"], "train_seconds": round(seconds, 1)}
+            "latents_kl": result["latents"]["kl"], "train_seconds": round(seconds, 1),
+            # the run's sigma at the end: learned (--learn-sigma) or as given
+            "sigma_end": trained.model.observation.sigma}
 
 
 def table(rows: list[dict[str, Any]], keys: list[str]) -> str:
