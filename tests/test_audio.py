@@ -86,6 +86,19 @@ def test_corrupt_and_unsupported_sources_are_clear_errors(tmp_path):
         mod.open_dataset(str(tmp_path / "loud.npy"), opts)
 
 
+def test_the_embedded_held_out_sounds_are_other_clips_of_the_same_families():
+    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25)
+    train = mod.open_dataset(None, opts)
+    test = mod.open_dataset("builtin:sounds-test", opts)
+    assert len(test) == 128 and test.example_shape == train.example_shape
+    a = train.get(torch.arange(len(train)), "cpu").flatten(1)
+    b = test.get(torch.arange(len(test)), "cpu").flatten(1)
+    # no held-out clip is a training clip
+    assert torch.cdist(b, a).min() > 0.1
+    again = mod.open_dataset("builtin:sounds-test", opts)  # the same clips every time
+    assert torch.equal(b, again.get(torch.arange(len(again)), "cpu").flatten(1))
+
+
 def test_arrays_of_clips(tmp_path):
     np.save(tmp_path / "c.npy", np.stack([_tone(300, 0.5, RATE), _tone(400, 0.5, RATE)]))
     mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25)

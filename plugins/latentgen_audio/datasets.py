@@ -25,7 +25,11 @@ from .sounds import sounds
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga"}
 ARRAY_SUFFIXES = {".npy"}
-BUILTIN = {"builtin:sounds"}
+#: the embedded sets: the training sounds, and 128 held-out ones of the same families drawn
+#: from another seed (`--test-data builtin:sounds-test`)
+BUILTIN = {"builtin:sounds", "builtin:sounds-test"}
+HELD_OUT_COUNT = 128
+HELD_OUT_SEED = 98765
 PEAK = 0.9
 
 
@@ -48,8 +52,12 @@ def open_sounds(source: str | None, sample_rate: int, clip_seconds: float,
                 normalize: bool = True) -> Examples:
     length = int(round(sample_rate * clip_seconds))
     if source is None or source in BUILTIN:
-        arr = sounds(sample_rate=sample_rate, seconds=clip_seconds)
-        return Examples(encode(torch.from_numpy(arr)), decode, "builtin:sounds")
+        source = source or "builtin:sounds"
+        if source == "builtin:sounds-test":
+            arr = sounds(HELD_OUT_COUNT, sample_rate, clip_seconds, seed=HELD_OUT_SEED)
+        else:
+            arr = sounds(sample_rate=sample_rate, seconds=clip_seconds)
+        return Examples(encode(torch.from_numpy(arr)), decode, source)
     path = Path(source)
     if not path.exists():
         raise UserError(f"{source} does not exist; give a folder of WAV/FLAC/OGG files or a "
