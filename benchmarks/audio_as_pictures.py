@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--latent-dim", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, help="the picture model's (default: its own)")
     ap.add_argument("--waveform-run", help="a trained waveform run of the embedded sounds")
     ap.add_argument("--out", type=Path, help="write 16 samples of each kind as WAV here")
     ap.add_argument("--seed", type=int, default=0)
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n = len(test)
     ref = SWDReference(features(test), seed=args.seed)
     rng = torch.Generator().manual_seed(args.seed)
-    result: dict[str, Any] = {"n": n, "latent_dim": args.latent_dim, "epochs": args.epochs}
+    result: dict[str, Any] = {"n": n, "latent_dim": args.latent_dim, "epochs": args.epochs,
+                              "batch_size": args.batch_size}
     samples: dict[str, torch.Tensor] = {"floor": train[:n],
                                         "round_trip": pics.waves(pics.of(train[:n]))}
     wave_set = Examples(encode(train), decode, "waves")
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         start = time.perf_counter()
         run = latentgen.train(modality="image", data=str(Path(tmp) / "train.npy"), channels=1,
                               latent_dim=args.latent_dim, epochs=args.epochs, device="cpu",
-                              out=Path(tmp) / "run", seed=args.seed, checkpoint_every=0)
+                              out=Path(tmp) / "run", seed=args.seed, checkpoint_every=0,
+                              **({"batch_size": args.batch_size} if args.batch_size else {}))
         result["train_seconds"] = round(time.perf_counter() - start, 1)
         x = run.synthesize(n)
     samples["model_pictures"] = pics.waves((x[:, 0] + 1) / 2)
