@@ -30,7 +30,8 @@ SEED_MAX = 2**63 - 1
 @dataclass(init=False)
 class TrainConfig:
     """Every setting of a training run. Defaults start from the seed's object experiments
-    (delta 0.3, L = 30, persistent chains); sigma 0.5 and batch 32 were chosen by measurement
+    (delta 0.3, L = 30, persistent chains); sigma 0.5 (where a learned sigma starts: pictures
+    learn it) and batch 32 were chosen by measurement
     (docs/user-guide.md): with sigma 0.3 the banked latents drift far from the N(0, I) prior
     in a short run and prior samples come out grey, and smaller batches give more generator
     steps per Langevin step. Modalities override some (``Modality.train_defaults``)."""
@@ -48,7 +49,8 @@ class TrainConfig:
     langevin_steps: int = setting(30, "L, Langevin steps per iteration.", minimum=0)
     step_size: float = setting(0.3, "delta, the Langevin step size.", positive=True)
     sigma: float = setting(0.5, "sigma, the observation noise standard deviation (in the "
-                           "model's data range).", positive=True)
+                           "model's data range); with --learn-sigma, where it starts.",
+                           positive=True)
     learn_sigma: bool = setting(False, "Refit sigma to the training residuals after every "
                                 "epoch (maximum likelihood), starting from --sigma; the "
                                 "Langevin step size follows it (delta / sigma kept).",
