@@ -12,6 +12,7 @@ import torch
 
 from latentgen import UserError
 from latentgen.plugins.registry import get_registry
+from latentgen_audio.spectrogram import db_distance, db_to_model, log_mel, to_waves
 from tests.conftest import train_from_cli
 
 RATE = 4000  # tiny clips keep the suite fast: 0.25 s = 1000 samples
@@ -62,7 +63,7 @@ def test_files_are_resampled_mixed_down_and_cut(tmp_path):
     sf.write(tmp_path / "a.wav", stereo, 8000)
     sf.write(tmp_path / "b.flac", _tone(300, 0.5, 22050), 22050)
     sf.write(tmp_path / "c.ogg", _tone(500, 0.3, 16000), 16000)
-    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25)
+    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25, representation="waveform")
     data = mod.open_dataset(str(tmp_path), opts)
     # a: 1 s -> 4 clips; b: 0.5 s -> 2 clips; c: 0.3 s -> 1 clip + a 0.05 s tail (dropped)
     assert len(data) == 7 and data.example_shape == (1, 1000)
@@ -71,6 +72,11 @@ def test_files_are_resampled_mixed_down_and_cut(tmp_path):
     # 440 Hz survives resampling from 8 kHz to 4 kHz: the spectrum peaks there
     spectrum = torch.fft.rfft(x[1, 0]).abs()
     assert abs(int(spectrum.argmax()) * RATE / 1000 - 440) < 10
+    # as log-mel pictures: the same clips' spectrograms, mapped from dB onto [-1, 1]
+    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25, representation="logmel")
+    pictures = mod.open_dataset(str(tmp_path), opts).get(torch.arange(7))
+    assert pictures.shape == (7, 1, 32, 26)  # 4 kHz: 32 bands; 250 ms: 26 frames of 10 ms
+    assert torch.allclose(pictures, db_to_model(log_mel(x, RATE)).unsqueeze(1), atol=2e-3)
 
 
 def test_corrupt_and_unsupported_sources_are_clear_errors(tmp_path):
@@ -101,39 +107,105 @@ def test_the_embedded_held_out_sounds_are_other_clips_of_the_same_families():
 
 def test_arrays_of_clips(tmp_path):
     np.save(tmp_path / "c.npy", np.stack([_tone(300, 0.5, RATE), _tone(400, 0.5, RATE)]))
-    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25)
+    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25, representation="waveform")
     data = mod.open_dataset(str(tmp_path / "c.npy"), opts)
     assert len(data) == 4 and data.example_shape == (1, 1000)  # each 0.5 s row: two clips
 
 
 # -- generator and writers -----------------------------------------------------------------
-@pytest.mark.parametrize("rate, seconds", [(16000, 1.0), (11025, 1.0), (4000, 0.25)])
-def test_generator_makes_clips_of_the_asked_length(rate, seconds):
-    mod, opts = _audio(sample_rate=rate, clip_seconds=seconds)
+def _shape(rep: str, rate: int, seconds: float) -> tuple[int, ...]:
+    samples = int(round(rate * seconds))
+    if rep == "waveform":
+        return (1, samples)
+    n_fft = 2 ** int(round(np.log2(rate * 0.032)))  # 32 ms frames every 10 ms
+    return (1, min(64, n_fft // 4), 1 + samples // (rate // 100))
+
+
+@pytest.mark.parametrize("rep", ["logmel", "waveform"])
+@pytest.mark.parametrize("rate, seconds", [(16000, 1.0), (11025, 1.0), (22050, 0.5),
+                                           (4000, 0.25), (1000, 2.0), (48000, 4.0)])
+def test_generator_makes_clips_of_the_asked_length(rep, rate, seconds):
+    mod, opts = _audio(sample_rate=rate, clip_seconds=seconds, representation=rep)
     gen = mod.build_generator(6, opts)
-    assert gen.data_shape == (1, int(rate * seconds))
-    assert gen(torch.randn(2, 6)).shape == (2, 1, int(rate * seconds))
+    assert gen.data_shape == _shape(rep, rate, seconds)
+    assert gen(torch.randn(2, 6)).shape == (2, *_shape(rep, rate, seconds))
 
 
-def test_a_longer_latent_sequence_gives_a_longer_sound():
-    mod, opts = _audio(sample_rate=16000, clip_seconds=1.0, latent_field=True)
+@pytest.mark.parametrize("rep, field", [("waveform", (16,)), ("logmel", (4, 7))])
+def test_a_longer_latent_sequence_gives_a_longer_sound(rep, field):
+    mod, opts = _audio(sample_rate=16000, clip_seconds=1.0, latent_field=True,
+                       representation=rep)
     gen = mod.build_generator(4, opts)
-    assert gen.latent_shape == (4, 16)
-    assert gen(torch.randn(1, 4, 16)).shape[-1] == 16000
-    assert gen(torch.randn(1, 4, 32)).shape[-1] == 32000
+    assert gen.latent_shape == (4, *field)
+    one = gen(torch.randn(1, 4, *field)).shape[-1]
+    two = gen(torch.randn(1, 4, *field[:-1], 2 * field[-1])).shape[-1]
+    assert one == _shape(rep, 16000, 1.0)[-1]
+    # twice the latent steps: twice the length the layers make, less the same trimmed excess
+    assert two - one == one + (gen.excess[-1] if rep == "logmel" else 0)
 
 
-def test_writers_make_wavs_spectrograms_and_a_playable_grid(tmp_path):
-    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25)
-    x = torch.from_numpy(np.stack([_tone(f, 0.25, RATE) for f in (300, 500, 700)])).unsqueeze(1)
+def _pictures_of(x: torch.Tensor, rate: int) -> torch.Tensor:
+    return db_to_model(log_mel(x, rate)).unsqueeze(1)
+
+
+@pytest.mark.parametrize("rep", ["logmel", "waveform"])
+def test_writers_make_wavs_spectrograms_and_a_playable_grid(rep, tmp_path):
+    mod, opts = _audio(sample_rate=RATE, clip_seconds=0.25, representation=rep)
+    waves = torch.from_numpy(np.stack([_tone(f, 0.25, RATE) for f in (300, 500, 700)])
+                             ).unsqueeze(1)
+    x = waves if rep == "waveform" else _pictures_of(waves, RATE)
     files = mod.write_examples(x, tmp_path, "clip", opts)
     wavs = [p for p in files if p.suffix == ".wav"]
     assert len(wavs) == 3 and len([p for p in files if p.suffix == ".png"]) == 3
     info = sf.info(wavs[0])
     assert info.samplerate == RATE and info.frames == 1000
-    grid = mod.write_grid(x.view(1, 3, 1, 1000), tmp_path / "grid", opts)
+    grid = mod.write_grid(x.unsqueeze(0), tmp_path / "grid", opts)
     assert sorted(p.suffix for p in grid) == [".png", ".wav"]
     assert sf.info(tmp_path / "grid.wav").frames > 3000
+    # the sound written is the tone: its spectrum peaks at the tone's pitch
+    for wav, freq in zip(wavs, (300, 500, 700)):
+        spectrum = np.abs(np.fft.rfft(sf.read(wav)[0]))
+        assert abs(int(spectrum.argmax()) * RATE / 1000 - freq) <= 8
+
+
+@pytest.mark.parametrize("rep", ["logmel", "waveform"])
+def test_the_modality_contract_holds_for_each_representation(rep, tmp_path):
+    from latentgen import testing
+
+    mod = get_registry().modality("audio")
+    # 8 kHz: 4 kHz clips of 0.25 s have spectrograms of 32 x 26, too coarse for Griffin-Lim
+    # to give back within the contract's 2 % (3.3 dB RMS there, 1.6-1.9 dB from 8 kHz up)
+    testing.check_modality(mod, tmp_path, options={"representation": rep,
+                                                   "sample_rate": 8000, "clip_seconds": 0.5})
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050])
+def test_log_mel_pictures_become_sound_with_that_spectrogram(rate):
+    from latentgen_audio.sounds import sounds
+
+    waves = torch.from_numpy(sounds(8, rate, 1.0))
+    db = log_mel(waves, rate)
+    back = to_waves(db, rate, waves.shape[-1])
+    assert back.shape == waves.shape and back.abs().max() <= 1
+    # what a listener hears comes back (within 3 dB RMS; 1.6 dB typically); the phase not
+    assert db_distance(log_mel(back, rate), db).max() < 3.0
+    assert torch.equal(back, to_waves(db, rate, waves.shape[-1]))  # the same sound each time
+    silence = to_waves(torch.full_like(db[:1], -60.0), rate, waves.shape[-1])
+    assert silence.abs().max() < 0.01
+
+
+def test_each_representation_reports_its_units_and_the_shared_log_mel_distance():
+    mod = get_registry().modality("audio")
+    wave, mel = (mod.make_options({"representation": r}) for r in ("waveform", "logmel"))
+    assert "waveform" in mod.metric_units_for(wave) and mod.metric_scale_for(wave) == 1.0
+    assert "dB" in mod.metric_units_for(mel) and mod.metric_scale_for(mel) == 40.0 ** 2
+    waves = torch.from_numpy(np.stack([_tone(f, 1.0, 16000) for f in (300, 450)])
+                             ).unsqueeze(1)
+    pictures = _pictures_of(waves, 16000)
+    # log_mel_db of the waveform reconstruction and of its spectrogram's agree: runs compare
+    a = mod.extra_metrics(waves[:1], waves[1:], wave)["log_mel_db"]
+    b = mod.extra_metrics(pictures[:1], pictures[1:], mel)["log_mel_db"]
+    assert a.item() > 1 and abs(a.item() - b.item()) < 0.02 * a.item()
 
 
 # -- the CLI -------------------------------------------------------------------------------
@@ -188,3 +260,19 @@ def test_audio_trains_with_its_own_step_size_unless_told(audio_run, sound_sets, 
               "--step-size", "0.2", *TINY_AUDIO)
     assert res.code == 0, res
     assert "step_size = 0.2\n" in (tmp_path / "r" / "config.toml").read_text()
+
+
+def test_a_run_written_before_representations_reads_as_the_waveform_run_it_is(sound_sets,
+                                                                               tmp_path):
+    import latentgen
+
+    run = train_from_cli(sound_sets["train"], tmp_path / "w", *TINY_AUDIO,
+                         "--representation", "waveform", epochs=1)
+    config = run / "config.toml"
+    text = config.read_text()
+    assert 'representation = "waveform"\n' in text
+    config.write_text(text.replace('representation = "waveform"\n', ""))
+    loaded = latentgen.load_run(run, "cpu")
+    assert loaded.model.options.representation == "waveform"
+    assert loaded.synthesize(2).shape == (2, 1, 1000)
+    assert "waveform" in loaded.model.metric_units

@@ -144,7 +144,7 @@ def reconstruct(
     trained.model.modality.check_format(fmt)
     rec = trained.reconstruct(data, n=n, infer_steps=infer_steps, sampler=sampler, mask=mask)
     trained.save_reconstruction(rec, out, fmt=fmt)
-    res, units = rec.summary(), trained.model.modality.metric_units
+    res, units = rec.summary(), trained.model.metric_units
     if mask:
         make_console().print(f"recovered {res['n']} occluded examples: MSE "
                          f"{res['recovery_mse']:.5f} on missing entries, {res['mse']:.5f} on "

@@ -13,7 +13,7 @@ def evaluation_table(console: Console, trained: Any, result: dict[str, Any], set
                      steps: int, sampler: str, mask: str | None) -> None:
     from latentgen.evaluation.defaults import REFINE_STEPS
 
-    table = Table(title=f"reconstruction error — {trained.model.modality.metric_units}")
+    table = Table(title=f"reconstruction error — {trained.model.metric_units}")
     extras = sorted({k for name in sets if name in result for k in result[name]}
                     - {"n", "mse", "recovery_mse", "mean_fill_mse"})
     if mask:  # observed-entry errors do not compare with PCA's error over whole examples

@@ -41,7 +41,7 @@ class CurveTracker:
         if held_out:
             k = math.prod(model.generator.latent_shape)
             pca = fit_pca(train, k, device, clip=model.modality.data_range)
-            scale = model.modality.metric_scale
+            scale = model.metric_scale
             for name, data in {"train": train, **held_out}.items():
                 self.pca[name] = float(pca.per_example_mse(data, device, scale).mean())
 
@@ -64,7 +64,7 @@ class CurveTracker:
         return {k: round(v, 8) for k, v in row.items()}
 
     def plot(self, rows: list[dict[str, Any]], path: Path) -> None:
-        write_chart(path, curves_png(rows, self.pca, self.model.modality.metric_units))
+        write_chart(path, curves_png(rows, self.pca, self.model.metric_units))
 
 
 class CurveObserver(Observer):

@@ -73,7 +73,7 @@ def per_example_mse(model: Model, device: torch.device, data: Examples, z: torch
         y = data.get(index, device)
         sq = (y - _output(model, z[index.to(z.device)])).pow(2)
         errs.append(_masked_mean(sq, index, device, masks, where))
-    return torch.cat(errs) * model.modality.metric_scale
+    return torch.cat(errs) * model.metric_scale
 
 
 def _output(model: Model, z: torch.Tensor) -> torch.Tensor:

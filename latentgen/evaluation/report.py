@@ -129,7 +129,7 @@ def build_report(trained: Run, test: str | None = None, negative: str | None = N
         sets["test"] = test
     if negative:
         sets["negative"] = negative
-    units = model.modality.metric_units
+    units = model.metric_units
     sections: list[str] = []
 
     config_rows = [[k, v] for k, v in cfg.to_dict().items() if k != "modality_options"]

@@ -217,7 +217,7 @@ def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
     if steps < 0:
         raise UserError(f"--infer-steps must be 0 or more, got {steps}")
     model, dev = trained.model, trained.device
-    scale = model.modality.metric_scale
+    scale = model.metric_scale
     opened = {name: open_source(trained, source, f"--{name}-data") for name, source in sets.items()}
     train = opened["train"][0] if sets.get("train", "") is None else trained.training_examples()
     masks: dict[str, Masks] = {}

@@ -46,6 +46,10 @@ class Modality(ABC):
     #: whether the writers compress with loss (e.g. H.264 video), so that ``read_examples``
     #: gives back only an approximation of what was written
     lossy_writers: ClassVar[bool] = False
+    #: options added since runs were first stored, with the value those runs had: a run's
+    #: config.toml (or a prepared file) that lacks one reads it as this, not as today's
+    #: default (e.g. {"representation": "waveform"} when sound became spectrograms)
+    legacy_options: ClassVar[dict[str, Any]] = {}
 
     # -- options -------------------------------------------------------------------------
     def make_options(self, values: dict[str, Any] | None = None) -> Any:
@@ -83,6 +87,21 @@ class Modality(ABC):
         lo, hi = self.data_range
         mlo, mhi = self.metric_range
         return ((mhi - mlo) / (hi - lo)) ** 2
+
+    def metric_scale_for(self, opts: Any) -> float:
+        """``metric_scale`` for these options: a modality whose options change what the model
+        sees (sound as waveforms or as spectrograms, say) overrides this and
+        ``metric_units_for`` together."""
+        return self.metric_scale
+
+    def metric_units_for(self, opts: Any) -> str:
+        """``metric_units`` for these options (see ``metric_scale_for``)."""
+        return self.metric_units
+
+    def writes_lossily(self, opts: Any) -> bool:
+        """``lossy_writers`` for these options (e.g. sound written from spectrograms, whose
+        phase the writer has to estimate)."""
+        return self.lossy_writers
 
     # -- model and data ------------------------------------------------------------------
     @abstractmethod
@@ -177,6 +196,9 @@ def check_declaration(modality: Modality) -> None:
     formats = modality.formats
     if not (isinstance(formats, tuple) and all(isinstance(f, str) for f in formats)):
         raise ValueError(f"formats must be a tuple of str, got {type(formats).__name__}")
+    legacy = modality.legacy_options
+    if not (isinstance(legacy, dict) and all(isinstance(k, str) for k in legacy)):
+        raise ValueError("legacy_options must be a dict of option names to values")
     defaults = modality.train_defaults
     if not (isinstance(defaults, dict) and all(isinstance(k, str) for k in defaults)):
         raise ValueError("train_defaults must be a dict of setting names to values")

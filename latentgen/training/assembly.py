@@ -43,7 +43,8 @@ class Model:
                 raise UserError(f"--data {config.data} holds {packed_as} data, not "
                                 f"{modality.name}; pass --modality {packed_as} or prepare the "
                                 f"data for {modality.name}")
-            options = modality.make_options({**packed_options, **config.modality_options})
+            options = modality.make_options({**modality.legacy_options, **packed_options,
+                                             **config.modality_options})
         else:
             options = modality.resolve_options(modality.make_options(config.modality_options),
                                                config.data)
@@ -85,5 +86,14 @@ class Model:
         """The resolved modality options, as the run's config stores them."""
         return dataclasses.asdict(self.options)
 
+    @property
+    def metric_scale(self) -> float:
+        """Factor turning a model-space MSE into one on the scale ``metric_units`` names."""
+        return self.modality.metric_scale_for(self.options)
+
+    @property
+    def metric_units(self) -> str:
+        return self.modality.metric_units_for(self.options)
+
     def metric_mse(self, model_space_mse: float) -> float:
-        return model_space_mse * self.modality.metric_scale
+        return model_space_mse * self.metric_scale

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from latentgen.errors import UserError
+from latentgen.plugins.registry import get_registry
 from latentgen.runtime.files import atomic_write, link_or_copy, temporary_name, write_error
 from latentgen.training.config import TrainConfig, learned_settings, read_toml
 
@@ -73,6 +74,11 @@ class RunDir:
         values.setdefault("lr_end", 1.0)
         # and those written before sigma could be learned kept it fixed
         values.setdefault("learn_sigma", False)
+        # modality options added since the run was written read as they were then
+        modality = get_registry().modalities.get(str(values.get("modality")))
+        if modality is not None:
+            values["modality_options"] = {**modality.legacy_options,
+                                          **values["modality_options"]}
         return TrainConfig.from_dict(values, source=str(self.config_path))
 
     def check_unedited(self, config: TrainConfig, state: dict[str, Any], prefix: str = ""
