@@ -254,10 +254,16 @@ def test_bad_audio_options_are_one_line_errors(cli, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_audio_trains_with_its_own_step_size_unless_told(audio_run, sound_sets, cli, tmp_path):
-    assert "step_size = 0.1\n" in (audio_run / "config.toml").read_text()
-    res = cli("train", "--data", sound_sets["train"], "--out", tmp_path / "r", "--epochs", "1",
-              "--step-size", "0.2", *TINY_AUDIO)
+def test_each_representation_trains_with_its_own_defaults_unless_told(audio_run, sound_sets,
+                                                                        cli, tmp_path):
+    config = (audio_run / "config.toml").read_text()  # log-mel: the picture defaults
+    assert "learn_sigma = true\n" in config and "lr_end = 0.1\n" in config
+    res = cli("train", "--data", sound_sets["train"], "--out", tmp_path / "w", "--max-steps",
+              "1", "--representation", "waveform", *TINY_AUDIO)
+    assert res.code == 0, res
+    assert "step_size = 0.1\n" in (tmp_path / "w" / "config.toml").read_text()
+    res = cli("train", "--data", sound_sets["train"], "--out", tmp_path / "r", "--max-steps",
+              "1", "--step-size", "0.2", "--representation", "waveform", *TINY_AUDIO)
     assert res.code == 0, res
     assert "step_size = 0.2\n" in (tmp_path / "r" / "config.toml").read_text()
 

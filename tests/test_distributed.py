@@ -295,15 +295,16 @@ def test_scale_option_errors(tiny_data, tmp_path, cli):
 
 def test_prepared_data_brings_its_modality_and_options(tmp_path, cli):
     packed = tmp_path / "sounds.i16"
-    res = cli("prepare", "--modality", "audio", "--out", packed, "--clip-seconds", "0.5")
+    res = cli("prepare", "--modality", "audio", "--out", packed, "--clip-seconds", "0.5",
+              "--representation", "waveform")
     assert res.code == 0, res
     res = cli("train", "--data", packed, "--out", tmp_path / "r", "--max-steps", 1,
               "--latent-dim", 4, "--device", "cpu")
     assert res.code == 0, res
     config = (tmp_path / "r" / "config.toml").read_text()
     assert 'modality = "audio"' in config and "clip_seconds = 0.5" in config
-    # the audio modality's own training default (step size 0.1) applies
-    assert "step_size = 0.1" in config
+    # the audio modality's own training default for the packed waveforms (step 0.1) applies
+    assert 'representation = "waveform"' in config and "step_size = 0.1" in config
 
 
 def test_batchnorm_generators_need_cuda_to_run_on_several_processes():

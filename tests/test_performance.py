@@ -99,6 +99,10 @@ def test_bench_prints_its_figures_as_json(cli):
     assert out["examples_per_s"] == pytest.approx(8 / out["iteration_s"])
     res = cli("bench", "--modality", "audio", "--sample-rate", "4000", "--clip-seconds", "0.25",
               "--batch-size", "4", "--langevin-steps", "1", "--repeats", "1", "--json")
+    assert res.code == 0 and json.loads(res.out)["data_shape"] == [1, 32, 26]  # log-mel
+    res = cli("bench", "--modality", "audio", "--sample-rate", "4000", "--clip-seconds", "0.25",
+              "--representation", "waveform", "--batch-size", "4", "--langevin-steps", "1",
+              "--repeats", "1", "--json")
     assert res.code == 0 and json.loads(res.out)["data_shape"] == [1, 1000]
     res = cli("bench", "--precision", "fp16")
     assert res.code == 2 and "--precision must be fp32 or bf16" in res.err

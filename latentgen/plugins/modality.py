@@ -70,6 +70,13 @@ class Modality(ABC):
         self.validate_options(opts)
         return opts
 
+    def train_defaults_for(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The training defaults for a run given these option values (as the user gave them,
+        unresolved): ``train_defaults``, unless an option changes which settings suit (e.g.
+        sound learned as waveforms rather than spectrograms). Overrides return only settings
+        ``train_defaults`` could hold."""
+        return dict(self.train_defaults)
+
     def validate_options(self, opts: Any) -> None:
         """Raise ``UserError`` for a bad option value."""
 

@@ -58,7 +58,11 @@ def resolve_config(config: ConfigSource = None, /, **settings: Any) -> TrainConf
         name = values["modality"] = prepared_options(values["data"])[0]
     modality = get_registry().modality(name or SETTINGS["modality"].default)
     _check_options(options, modality, settings)
-    resolved = {**modality.train_defaults, **values, "modality_options": options}
+    given = dict(options)
+    if is_prepared(values.get("data")):  # a prepared file's options count as given
+        given = {**prepared_options(values["data"])[1], **given}
+    defaults = modality.train_defaults_for(given)
+    resolved = {**defaults, **values, "modality_options": options}
     cfg = TrainConfig.from_dict(resolved, source=source)
     cfg.validate()
     return cfg

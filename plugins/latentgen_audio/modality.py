@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,9 +28,10 @@ class AudioOptions:
     clip_seconds: float = option(1.0, "length of each clip in seconds")
     representation: str = option("logmel", "what the generator makes: 'logmel' (log-mel "
                                            "spectrograms, made into sound by Griffin-Lim) "
-                                           "or 'waveform' (raw samples)")
-    width: int = option(0, "channels of the last hidden layer; each earlier layer doubles "
-                           "it; 0 = 32 for logmel, 16 for waveform")
+                                           "or 'waveform' (raw samples; trains with the "
+                                           "seed's --step-size 0.1 and the schema's other "
+                                           "defaults unless set)")
+    width: int = option(16, "channels of the last hidden layer; each earlier layer doubles it")
     latent_field: bool = option(False, "a latent sequence (d x t) instead of a vector: the "
                                        "generator is then fully convolutional and a longer "
                                        "latent gives a longer sound")
@@ -48,11 +51,21 @@ class AudioModality(Modality):
     # the defaults' (log-mel) units; a run's own come from metric_units_for
     metric_range = REPRESENTATIONS["logmel"].metric_range
     metric_units = REPRESENTATIONS["logmel"].metric_units
-    # The seed's sound experiment used delta = 0.1: the energy sums over every sample of a
-    # clip, so its gradient is large and a step of 0.3 makes the Langevin chains overshoot.
-    train_defaults = {"step_size": 0.1}
+    # Log-mel spectrograms (the default representation) are pictures: the picture defaults
+    # (five Langevin steps, sigma learned, the rate falling to a tenth, 60 epochs) with d = 8,
+    # chosen on the embedded sounds' held-out error and synthesis (docs/audio.md).
+    train_defaults = {"latent_dim": 8, "langevin_steps": 5, "epochs": 60,
+                      "learn_sigma": True, "lr_end": 0.1}
+    # Waveforms: the seed's sound experiment used delta = 0.1: the energy sums over every
+    # sample of a clip, so its gradient is large and a step of 0.3 makes the chains overshoot.
+    waveform_train_defaults = {"step_size": 0.1}
     # runs and prepared files from before --representation learned waveforms
     legacy_options = {"representation": "waveform"}
+
+    def train_defaults_for(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        if options.get("representation", AudioOptions.representation) == "waveform":
+            return dict(self.waveform_train_defaults)
+        return dict(self.train_defaults)
 
     def validate_options(self, opts: AudioOptions) -> None:
         if not MIN_RATE <= opts.sample_rate <= MAX_RATE:
@@ -64,14 +77,8 @@ class AudioModality(Modality):
         if opts.representation not in REPRESENTATIONS:
             raise UserError(f"--representation must be one of {', '.join(REPRESENTATIONS)}, "
                             f"got '{opts.representation}'")
-        if opts.width < 0:
-            raise UserError(f"--width must be at least 1 (or 0 for the representation's "
-                            f"default), got {opts.width}")
-
-    def resolve_options(self, opts: AudioOptions, source: str | None) -> AudioOptions:
-        if not opts.width:
-            opts = replace(opts, width=representation(opts).default_width)
-        return opts
+        if opts.width < 1:
+            raise UserError(f"--width must be at least 1, got {opts.width}")
 
     def metric_scale_for(self, opts: AudioOptions) -> float:
         lo, hi = representation(opts).metric_range
@@ -84,8 +91,6 @@ class AudioModality(Modality):
         return representation(opts).lossy
 
     def build_generator(self, latent_dim: int, opts: AudioOptions) -> UpsamplingGenerator:
-        if not opts.width:  # options not resolved (e.g. built straight from make_options)
-            opts = self.resolve_options(opts, None)
         return representation(opts).build_generator(latent_dim, opts)
 
     def open_dataset(self, source: str | None, opts: AudioOptions) -> Examples:

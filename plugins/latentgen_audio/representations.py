@@ -49,8 +49,6 @@ def clip_samples(opts: Any) -> int:
 
 class Representation:
     name: ClassVar[str]
-    #: the last hidden layer's channels when --width is 0
-    default_width: ClassVar[int]
     metric_range: ClassVar[tuple[float, float]]
     metric_units: ClassVar[str]
     #: whether a written WAV reads back only approximately (phase estimated)
@@ -82,7 +80,6 @@ class Representation:
 
 class Waveform(Representation):
     name = "waveform"
-    default_width = 16
     metric_range = (-1.0, 1.0)
     metric_units = "per-sample MSE on waveforms in [-1, 1]"
     lossy = False
@@ -130,7 +127,6 @@ def logmel_plan(n_mels: int, frames: int) -> tuple[tuple[int, int], list[tuple[i
 
 class LogMel(Representation):
     name = "logmel"
-    default_width = 32
     metric_range = (DB_FLOOR, DB_CEIL)
     metric_units = "per-bin MSE of log-mel spectrograms in dB^2"
     lossy = True
