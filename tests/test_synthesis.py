@@ -75,8 +75,10 @@ def test_feature_pictures_have_the_documented_shapes():
     reg = get_registry()
     audio, video, image = (reg.modality(m) for m in ("audio", "video", "image"))
     sound = torch.zeros(4, 1, 16000)
-    mel = audio.feature_pictures(sound, audio.make_options({}))
-    assert mel.shape[:3] == (4, 1, 64) and mel.shape[3] > 50  # (N, 1, mel bands, frames)
+    mel = audio.feature_pictures(sound, audio.make_options({"representation": "waveform"}))
+    assert mel.shape == (4, 1, 64, 101)  # (N, 1, mel bands, frames)
+    pictures_of_sound = torch.zeros(4, 1, 64, 101)  # a log-mel run's own: the same pictures
+    assert audio.feature_pictures(pictures_of_sound, audio.make_options({})).shape == mel.shape
     clips = torch.zeros(2, 3, 8, 16, 16)
     assert video.feature_pictures(clips, video.make_options({})).shape == (2 * 7, 6, 16, 16)
     pictures = torch.zeros(5, 3, 16, 16)
