@@ -252,6 +252,10 @@ def test_bad_audio_options_are_one_line_errors(cli, tmp_path):
     res = cli("train", "--modality", "audio", "--sample-rate", "10", "--out", tmp_path / "x")
     assert res.code == 2 and "--sample-rate must be between" in res.err
     assert not (tmp_path / "x").exists()
+    res = cli("train", "--modality", "audio", "--representation", "mfcc", "--out",
+              tmp_path / "y")
+    assert res.code == 2 and "--representation must be one of waveform, logmel" in res.err
+    assert len(res.err.strip().splitlines()) == 1 and not (tmp_path / "y").exists()
 
 
 def test_each_representation_trains_with_its_own_defaults_unless_told(audio_run, sound_sets,

@@ -32,7 +32,6 @@ from .spectrogram import (
     db_distance,
     db_to_model,
     log_mel,
-    log_mel_distance,
     mel_shape,
     model_to_db,
     to_waves,
@@ -74,8 +73,9 @@ class Representation:
         raise NotImplementedError
 
     def log_mel_db(self, y: Tensor, x: Tensor, opts: Any) -> Tensor:
-        """Per-example RMS log-mel difference of ``x`` from ``y``, in dB."""
-        raise NotImplementedError
+        """Per-example RMS log-mel difference of ``x`` from ``y``, in dB: the same measure
+        for every representation, so runs of either compare."""
+        return db_distance(self.db(y, opts), self.db(x, opts))
 
 
 class Waveform(Representation):
@@ -105,9 +105,6 @@ class Waveform(Representation):
 
     def db(self, x: Tensor, opts: Any) -> Tensor:
         return log_mel(x, opts.sample_rate)
-
-    def log_mel_db(self, y: Tensor, x: Tensor, opts: Any) -> Tensor:
-        return log_mel_distance(y, x, opts.sample_rate)
 
 
 #: x2 layers of the log-mel generator, in time (and in frequency while the bands allow)
@@ -156,9 +153,6 @@ class LogMel(Representation):
 
     def db(self, x: Tensor, opts: Any) -> Tensor:
         return model_to_db(x[:, 0])
-
-    def log_mel_db(self, y: Tensor, x: Tensor, opts: Any) -> Tensor:
-        return db_distance(model_to_db(y[:, 0]), model_to_db(x[:, 0]))
 
 
 def decode_pictures(batch: Tensor) -> Tensor:

@@ -57,11 +57,6 @@ def log_mel(wave: Tensor, sample_rate: int) -> Tensor:
     return (10.0 * torch.log10(mel.clamp_min(1e-12))).clamp(DB_FLOOR, DB_CEIL)
 
 
-def log_mel_distance(y: Tensor, x: Tensor, sample_rate: int) -> Tensor:
-    """Per-example RMS difference of the two log-mel spectrograms, in dB."""
-    return db_distance(log_mel(y, sample_rate), log_mel(x, sample_rate))
-
-
 def db_distance(a: Tensor, b: Tensor) -> Tensor:
     """Per-example RMS difference of two batches of dB pictures."""
     return (a - b).pow(2).flatten(1).mean(1).sqrt()
