@@ -27,6 +27,7 @@ _EXPORTS = {
     "UpsamplingGenerator": "latentgen.model.nets",
     "Prior": "latentgen.model.priors",
     "StandardNormal": "latentgen.model.priors",
+    "PriorSettings": "latentgen.model.priors",
     "Sampler": "latentgen.model.samplers",
     "Langevin": "latentgen.model.samplers",
     "GradientDescent": "latentgen.model.samplers",
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from latentgen.evaluation.run import Run
     from latentgen.model.generator import Generator
     from latentgen.model.nets import UpsamplingGenerator
-    from latentgen.model.priors import Prior, StandardNormal
+    from latentgen.model.priors import Prior, PriorSettings, StandardNormal
     from latentgen.model.samplers import GradientDescent, Langevin, Sampler
     from latentgen.plugins.hookspecs import hookimpl
     from latentgen.plugins.modality import Modality

@@ -132,6 +132,20 @@ def test_two_process_checkpoint_resumes_with_one_process(one_process, tiny_data,
     assert metrics(out) == metrics(one_process)
 
 
+def test_two_processes_learn_the_ebm_prior_one_process_learns(tiny_data, tmp_path, cli):
+    ebm = ["--prior", "ebm", "--prior-steps", "10", "--prior-width", "16"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli("train", "--data", tiny_data["train"], "--out", one, *RUN, *ebm).code == 0
+    done = torchrun(2, "train", "--data", tiny_data["train"], "--out", two, *RUN, *ebm)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert max_difference(two, one) == (0.0, 0.0)
+    a, b = RunDir(one).load_checkpoint(), RunDir(two).load_checkpoint()
+    assert a["prior"].keys() == b["prior"].keys() and a["prior"]
+    assert all(torch.equal(a["prior"][k], b["prior"][k]) for k in a["prior"])
+    assert [r["prior_loss"] for r in RunDir(one).read_metrics()] == [
+        r["prior_loss"] for r in RunDir(two).read_metrics()]
+
+
 @pytest.mark.parametrize("flag", ["--data", "--test-data"])
 def test_torchrun_bad_input_is_one_line_per_process(tiny_data, tmp_path, flag):
     data = [] if flag == "--data" else ["--data", tiny_data["train"]]

@@ -211,6 +211,7 @@ def evaluate(
     import latentgen
 
     from .tables import (
+        anomaly_table,
         evaluation_table,
         finite_or_null,
         latents_line,
@@ -233,11 +234,41 @@ def evaluate(
     console = make_console()
     if "pca" in result:
         evaluation_table(console, trained, result, sets, infer_steps, sampler, mask)
+    if "anomaly" in result:
+        anomaly_table(console, result["anomaly"])
     if "synthesis" in result:
         synthesis_table(console, result["synthesis"])
     if "nll" in result:
         likelihood_table(console, result["nll"])
     latents_line(console, result["latents"])
+
+
+@app.command()
+def score(
+    run: Path = RunArg,
+    data: str | None = typer.Option(None, help="Examples to score (default: the run's "
+                                       "training data, with its banked latents)."),
+    out: Path = typer.Option(..., help="CSV file to write: one row per example."),
+    infer_steps: int = InferStepsOpt,
+    sampler: str = SamplerOpt,
+    mask: str | None = typer.Option(None, help="Score the observed entries only: " +
+                                       MASK_HELP + "."),
+    device: str = DeviceOpt,
+) -> None:
+    """Anomaly scores: infer Z* for each example, then write -log p(Y, Z*) (higher: more unlike
+    the training data), its reconstruction and prior parts, the per-element MSE and PCA's
+    residual (the baseline) to a CSV file."""
+    import latentgen
+
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the path of a .csv file")
+    trained = latentgen.load_run(run, device)
+    examples = trained.examples(data) if data is not None else None
+    scores = trained.score(examples, infer_steps=infer_steps, sampler=sampler, mask=mask)
+    trained.save_scores(scores, out, examples.names if examples is not None else None)
+    s = scores["score"]
+    make_console().print(f"scored {len(s)} examples: -log p(Y, Z*) median {s.median():.1f}, "
+                         f"from {s.min():.1f} to {s.max():.1f}; wrote [bold]{literal(out)}[/]")
 
 
 @app.command()

@@ -85,6 +85,19 @@ def latents_line(console: Console, gap: dict[str, Any]) -> None:
                   f"MMD^2 {gap['mmd']:.4f} (noise level {gap['mmd_threshold']:.4f})")
 
 
+def anomaly_table(console: Console, result: dict[str, Any]) -> None:
+    """Telling --negative-data (anomalies) from --test-data: the model's score beside PCA's."""
+    table = Table(title=f"anomaly detection — {result['n_anomalous']} negative among "
+                        f"{result['n_normal'] + result['n_anomalous']} held-out examples")
+    for col in ("score", "AUROC", "AUPRC"):
+        table.add_column(col, justify="left" if col == "score" else "right")
+    table.add_row("model: -log p(Y, Z*)", f"{result['auroc']:.3f}", f"{result['auprc']:.3f}")
+    table.add_row("PCA residual (same d)", f"{result['pca_auroc']:.3f}",
+                  f"{result['pca_auprc']:.3f}")
+    table.add_row("chance", "0.500", f"{result['chance_auprc']:.3f}")
+    console.print(table)
+
+
 def likelihood_table(console: Console, result: dict[str, Any]) -> None:
     """-log p(Y) per set, the generator's estimate beside probabilistic PCA's exact value."""
     table = Table(title="negative log-likelihood (model space), lower is better")

@@ -6,6 +6,8 @@ failed before anything is written; the modality's writers make the files (PNG, W
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +16,7 @@ import torch
 
 from latentgen.errors import UserError
 from latentgen.evaluation.work import Reconstruction, synthesis_batches
-from latentgen.runtime.files import staged_files, unstaged
+from latentgen.runtime.files import atomic_write, staged_files, unstaged
 
 if TYPE_CHECKING:
     from latentgen.evaluation.run import Run
@@ -33,6 +35,27 @@ def _whole(out: str | Path, write: Callable[[Path], list[Path]]) -> list[Path]:
     with staged_files(target) as stage:
         files = write(stage)
     return unstaged(files, stage, target)
+
+
+def write_scores(scores: dict[str, torch.Tensor], out: str | Path,
+                 names: list[str] | None = None) -> Path:
+    """Per-example columns (``Run.score``) as a CSV file: ``index``, ``name`` when given,
+    then one column per score, in full precision."""
+    path = Path(out)
+    if path.is_dir():
+        raise UserError(f"--out {path} is a folder; give the path of a .csv file")
+    columns = {k: v.tolist() for k, v in scores.items()}
+    n = len(next(iter(columns.values()))) if columns else 0
+    if names is not None and len(names) != n:
+        names = None
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["index", *(["name"] if names is not None else []), *columns])
+    for i in range(n):
+        writer.writerow([i, *([names[i]] if names is not None else []),
+                         *(repr(float(c[i])) for c in columns.values())])
+    atomic_write(path, lambda fh: fh.write(text.getvalue()), mode="w")
+    return path
 
 
 def write_synthesis(trained: Run, n: int, out: str | Path, seed: int = 0,

@@ -66,6 +66,7 @@ class Run:
                             f"({type(exc).__name__}: {said}); give the folder of a training "
                             "run") from None
         model.generator.to(dev).eval()
+        model.prior.to(dev)
         return cls(run, model, latents.to(dev), epoch, dev)
 
     # -- what it is ----------------------------------------------------------------------
@@ -188,6 +189,16 @@ class Run:
         return {**self._reconstruction_errors(test, negative, train, infer_steps, sampler,
                                               mask), **result}
 
+    def score(self, data: Source = None, infer_steps: int = DEFAULT_STEPS,
+              sampler: str = DEFAULT_SAMPLER, mask: str | None = None
+              ) -> dict[str, torch.Tensor]:
+        """Anomaly scores of every example of ``data`` (None: the training data): a dict of
+        (n,) tensors, ``score`` = -log p(Y, Z*) after inferring Z* (higher: more unlike the
+        training data), its ``reconstruction`` and ``prior`` parts, the per-element ``mse``
+        and ``pca_residual``, PCA's error at the same d (the baseline score;
+        ``latentgen.evaluation.anomaly``). `latentgen score` writes them as a CSV."""
+        return work.score(self, data, steps=infer_steps, sampler=sampler, mask=mask)
+
     def latent_gap(self, seed: int = 0) -> dict[str, Any]:
         """How far the aggregate posterior (the banked latents of the training data) is from
         the prior: ``{"mean_distance", "cov_eig_min", "cov_eig_max", "bank_var",
@@ -208,6 +219,10 @@ class Run:
 
         if samples < 2:
             raise UserError(f"--nll-samples must be at least 2, got {samples}")
+        if not self.prior.normalized:
+            raise UserError(f"--nll needs a prior with a normalised density; the run's "
+                            f"'{self.config.prior}' prior is known up to its constant only "
+                            "(compare such runs by --synthesis or by reconstruction error)")
         examples, _ = work.open_source(self, data, "--test-data")
         return likelihood_summary(self.model, self._ppca(), examples, self.device, samples,
                                   steps, seed)
@@ -271,6 +286,12 @@ class Run:
         """``n`` samples written as files (streamed, a batch at a time) plus a grid."""
         return outputs.write_synthesis(self, n, out, seed=seed, batch_size=batch_size,
                                        on_progress=on_progress, fmt=fmt)
+
+    def save_scores(self, scores: dict[str, torch.Tensor], out: str | Path,
+                    names: list[str] | None = None) -> Path:
+        """``score``'s dict as the CSV file ``out``, one row per example (with its file name
+        from ``names``, e.g. ``run.examples(path).names``), written atomically."""
+        return outputs.write_scores(scores, out, names)
 
     def save_reconstruction(self, rec: Reconstruction, out: str | Path,
                             fmt: str | None = None) -> list[Path]:

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks, parse_masks
 from latentgen.errors import UserError
+from latentgen.evaluation.anomaly import anomaly_scores, detection_summary
 from latentgen.evaluation.baselines import REGIME_RULE, fit_pca, mean_fill_mse, pca_extras, regime
 from latentgen.evaluation.inference import (
     DEFAULT_SAMPLER,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from latentgen.evaluation.run import Run
 
 #: what the verbs take as data
-Source = str | Path | torch.Tensor | Dataset | None
+Source = str | Path | torch.Tensor | Dataset | Examples | None
 INTERPOLATION_MODES = ("linear", "spherical")
 
 
@@ -49,6 +50,8 @@ def open_source(trained: Run, source: Source, what: str
     """Examples from ``source``, with the banked latents when it is None (the training data)."""
     if source is None:
         return trained.training_examples(), trained.latents
+    if isinstance(source, Examples):  # opened already (``Run.examples``)
+        return source, None
     if isinstance(source, (str, Path)):
         return trained.model.open_data(str(source), what), None
     if isinstance(source, torch.Tensor):
@@ -146,6 +149,29 @@ def reconstruct(trained: Run, source: Source = None, n: int | None = None,
         recovery_mse=per_example_mse(model, dev, data, z, masks=masks, where="missing").cpu())
 
 
+def score(trained: Run, source: Source = None, steps: int = DEFAULT_STEPS,
+          sampler: str = DEFAULT_SAMPLER, mask: str | None = None) -> dict[str, torch.Tensor]:
+    """Anomaly scores of every example of ``source`` (``latentgen.evaluation.anomaly``):
+    ``score``, ``reconstruction``, ``prior``, ``mse`` and ``pca_residual`` (the per-element
+    error of PCA at the same d, the baseline score), each (n,). Latents are inferred as for
+    held-out error (training data: refined from the banked ones); with ``mask``, from the
+    observed entries, which alone are scored."""
+    if steps < 0:
+        raise UserError(f"--infer-steps must be 0 or more, got {steps}")
+    data, banked = open_source(trained, source, "--data")
+    masks = _masks(trained, mask, len(data), "--data") if mask else None
+    model, dev = trained.model, trained.device
+    if banked is not None and masks is None:
+        z = training_latents(model, dev, data, banked)
+    else:
+        z = infer_latents(model, dev, data, steps, sampler, masks=masks)
+    out = anomaly_scores(model, dev, data, z, masks=masks)
+    pca = fit_pca(trained.training_examples(), math.prod(model.generator.latent_shape), dev,
+                  clip=model.modality.data_range)
+    out["pca_residual"] = pca.per_example_mse(data, dev, model.metric_scale).double()
+    return out
+
+
 def interpolation_table(trained: Run, source: Source = None, steps: int = 8, pairs: int = 4,
                         infer_steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                         mode: str = "linear") -> torch.Tensor:
@@ -234,12 +260,14 @@ def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
     pca = fit_pca(train, math.prod(model.generator.latent_shape), dev,
                   clip=model.modality.data_range)
     result: dict[str, Any] = {}
+    latents: dict[str, torch.Tensor] = {}
     for name, (data, banked) in opened.items():
         m = masks.get(name)
         if banked is not None and m is None:
             z = training_latents(model, dev, data, banked)
         else:
             z = infer_latents(model, dev, data, steps, sampler, masks=m)
+        latents[name] = z
         row: dict[str, Any] = {"n": len(data)}
         if m is None:
             row["mse"] = float(per_example_mse(model, dev, data, z).mean())
@@ -258,6 +286,14 @@ def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
               for name, (data, _) in opened.items()}
     if any(extras.values()):  # e.g. the spectral distance of sound, for PCA's reconstructions
         result["pca_metrics"] = extras
+    if "test" in latents and "negative" in latents:
+        held = {name: anomaly_scores(model, dev, opened[name][0], latents[name],
+                                     masks=masks.get(name))["score"]
+                for name in ("test", "negative")}
+        residual = {name: pca.per_example_mse(opened[name][0], dev)
+                    for name in ("test", "negative")}
+        result["anomaly"] = detection_summary(held["test"], held["negative"],
+                                              residual["test"], residual["negative"])
     if all(k in result for k in ("train", "test", "negative")):
         train_e, test_e, negative_e = (result[k]["mse"] for k in ("train", "test", "negative"))
         result["regime"] = {"verdict": regime(train_e, test_e, negative_e,

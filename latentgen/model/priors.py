@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @dataclass
@@ -40,8 +43,49 @@ def channel_vectors(z: Tensor) -> Tensor:
     return z.reshape(z.shape[0], z.shape[1], positions).transpose(1, 2).reshape(-1, z.shape[1])
 
 
+@dataclass(frozen=True)
+class PriorSettings:
+    """What a learned prior reads of the run's settings (the ``prior_*`` training settings):
+    the Langevin chains that draw from it, and the size of its network. A prior factory that
+    takes a ``settings`` keyword is given them (``make_prior``)."""
+
+    #: Langevin steps of a draw (short-run chains from N(0, I))
+    steps: int = 60
+    #: their step size s: Z <- Z + s^2 / 2 * d log p(Z) / dZ + s * N(0, I)
+    step_size: float = 0.4
+    #: hidden units per layer of the prior's network
+    width: int = 200
+    #: hidden layers of the prior's network
+    depth: int = 2
+
+
+def make_prior(factory: Callable[..., Any], latent_shape: tuple[int, ...],
+               settings: PriorSettings) -> Prior:
+    """The prior a registered factory makes for ``latent_shape``: ``factory(latent_shape)``,
+    or ``factory(latent_shape, settings=settings)`` when it takes a ``settings`` keyword."""
+    try:
+        takes = "settings" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a callable without a signature
+        takes = False
+    prior = factory(latent_shape, settings=settings) if takes else factory(latent_shape)
+    if not isinstance(prior, Prior):
+        raise TypeError(f"the prior factory made a {type(prior).__name__}, not a "
+                        "latentgen.Prior")
+    return prior
+
+
 class Prior(ABC):
     """A distribution over latents of shape ``latent_shape`` (per example)."""
+
+    #: False for a prior known up to its normalising constant only (an energy-based one):
+    #: ``log_prob`` is then exact up to a constant, which inference and scores do not need
+    #: but a marginal likelihood does
+    normalized: bool = True
+    #: the network of a prior learned by gradient (e.g. an energy on Z), or None. The trainer
+    #: gives it an Adam optimizer of its own (``--prior-lr``), moves it to the training
+    #: device, reduces its gradients over processes like the generator's and saves its
+    #: optimizer state; ``state_dict`` must hold its weights, ``contrast`` give its loss
+    net: nn.Module | None = None
 
     def __init__(self, latent_shape: tuple[int, ...]) -> None:
         self.latent_shape = tuple(latent_shape)
@@ -72,6 +116,21 @@ class Prior(ABC):
 
     def learn(self, moments: LatentMoments) -> None:
         """Update the parameters from the banked latents' moments (priors that learn)."""
+
+    def contrast(self, z_posterior: Tensor, z_prior: Tensor,
+                 net: nn.Module | None = None) -> Tensor:
+        """For a prior with a ``net``: per-example terms (n,) whose mean over a batch is the
+        loss of its learning step, from the batch's posterior latents and as many draws of
+        the prior (maximum likelihood: for p(Z) ~ exp(-E(Z)) N(0, I) the terms are
+        E(Z_posterior) - E(Z_prior)). ``net`` replaces ``self.net`` (the trainer passes a
+        float64 copy with ``--fp64-gradients``)."""
+        raise NotImplementedError(f"{type(self).__name__} has a net but no contrast()")
+
+    def to(self, device: torch.device | str) -> Prior:
+        """Move the prior's network (if any) to ``device``."""
+        if self.net is not None:
+            self.net.to(device)
+        return self
 
     def state_dict(self) -> dict[str, Tensor]:
         """Learned parameters, saved in every checkpoint (none for a fixed prior)."""

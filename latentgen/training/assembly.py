@@ -12,7 +12,7 @@ from latentgen.data.prepared import is_prepared, open_prepared, prepared_options
 from latentgen.errors import UserError
 from latentgen.model.generator import Generator
 from latentgen.model.observation import GaussianObservation
-from latentgen.model.priors import Prior
+from latentgen.model.priors import Prior, PriorSettings, make_prior
 from latentgen.model.samplers import Sampler
 from latentgen.plugins.modality import Modality
 from latentgen.plugins.registry import get_registry, owner_of
@@ -49,7 +49,10 @@ class Model:
             options = modality.resolve_options(modality.make_options(config.modality_options),
                                                config.data)
         generator = modality.build_generator(config.latent_dim, options)
-        prior = reg.prior(config.prior)(generator.latent_shape)
+        prior = make_prior(reg.prior(config.prior), tuple(generator.latent_shape),
+                           PriorSettings(steps=config.prior_steps,
+                                         step_size=config.prior_step_size,
+                                         width=config.prior_width, depth=config.prior_depth))
         return cls(config, modality, options, generator, prior,
                    GaussianObservation(config.sigma, config.learn_sigma))
 

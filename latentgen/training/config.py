@@ -64,7 +64,22 @@ class TrainConfig:
     sampler: str = setting("langevin", "Inference during training: langevin, gd (no noise) or "
                            "map (no noise, self-tuning step).")
     prior: str = setting("gaussian", "Latent prior: gaussian (N(mu, Sigma), refit to the "
-                         "banked latents after every epoch) or normal (N(0, I), fixed).")
+                         "banked latents after every epoch), normal (N(0, I), fixed), ebm "
+                         "(exp(-E(Z)) N(0, I) with an energy E learned beside the generator; "
+                         "docs/priors.md) or one a plugin registers.", panel="Latent prior")
+    prior_lr: float = setting(2e-4, "Adam learning rate of a learned prior's network (ebm: "
+                              "the energy); it follows --lr-end's schedule.", positive=True,
+                              panel="Latent prior")
+    prior_steps: int = setting(60, "Langevin steps of a draw from a learned prior (ebm: "
+                               "short-run chains from N(0, I), for synthesis, sample grids "
+                               "and the learning step).", minimum=0, panel="Latent prior")
+    prior_step_size: float = setting(0.4, "Step size s of those chains: Z <- Z + s^2/2 "
+                                     "d log p(Z)/dZ + s N(0, I).", positive=True,
+                                     panel="Latent prior")
+    prior_width: int = setting(200, "Hidden units per layer of a learned prior's network.",
+                               minimum=1, panel="Latent prior")
+    prior_depth: int = setting(2, "Hidden layers of a learned prior's network.", minimum=1,
+                               panel="Latent prior")
     reinit_chains: bool = setting(False, "Restart chains from the prior every iteration "
                                   "(short-run) instead of persisting them.",
                                   off_flag="--persistent-chains")

@@ -15,6 +15,7 @@ done, and N processes (``latentgen.distributed``) train the model one process tr
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -49,6 +50,18 @@ class BatchStats:
     mse: float
 
 
+class PriorDiverged(RuntimeError):
+    """A learned prior's energies or draws stopped being finite numbers of sane size."""
+
+
+#: draws of a learned prior beyond this size (N(0, I) draws are a few units) mean its
+#: chains have blown up: the energy grew too steep for the step size
+DRAW_LIMIT = 1e3
+#: a learned prior's loss (mean E(posterior) - mean E(prior draws), per latent vector of a
+#: field) beyond this: the energy has run away (healthy runs stay within a few units)
+ENERGY_LIMIT = 1e3
+
+
 @dataclass
 class EpochProgress:
     """How far an epoch got: the next batch to run and the sums so far (global, over all
@@ -60,6 +73,8 @@ class EpochProgress:
     mse_sum: float = 0.0
     examples: int = 0
     seconds: float = 0.0
+    #: sum of the learned prior's loss (mean E(posterior) - mean E(prior draws)) per example
+    prior_sum: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +91,8 @@ class EpochStats:
     loss: float
     mse: float
     seconds: float
+    #: the learned prior's loss, mean E(Z_posterior) - mean E(Z_prior); None without one
+    prior_loss: float | None = None
 
     @property
     def examples_per_s(self) -> float:
@@ -90,7 +107,7 @@ class ABPEngine:
                  masks: Masks | None = None, precision: str = "fp32",
                  compile: bool = False, shard: Shard = Shard(),
                  fp64_gradients: bool = False, lr_end: float = 1.0,
-                 total_steps: int = 0) -> None:
+                 total_steps: int = 0, prior_lr: float = 2e-4) -> None:
         self.device = torch.device(device)
         self.shard = shard
         #: the module whose weights are learned and saved (state-dict keys never change)
@@ -130,11 +147,22 @@ class ABPEngine:
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr,
                                           betas=(beta1, 0.999), foreach=True)
         self.lr = lr
+        #: a prior learned by gradient (``Prior.net``): its network, on the device, with an
+        #: Adam optimizer of its own and, with fp64 gradients, a float64 copy (as above)
+        self.prior_net = prior.to(self.device).net
+        self.prior_lr = prior_lr
+        self.prior_optimizer = (
+            torch.optim.Adam(self.prior_net.parameters(), lr=prior_lr, betas=(beta1, 0.999),
+                             foreach=True) if self.prior_net is not None else None)
+        self.prior_shadow = (copy.deepcopy(self.prior_net).double()
+                             if self.prior_net is not None and fp64_gradients else None)
         #: the schedule: the rate falls to ``lr * lr_end`` at step ``total_steps`` (the run's
         #: iterations over all its epochs; ``latentgen.training.schedule``)
         self.lr_end = lr_end
         self.total_steps = total_steps
         self.step = 0
+        #: the learned prior's loss on the last batch (0 without one)
+        self.last_prior_loss = 0.0
 
     def batches(self, n: int, epoch: int) -> EpochOrder:
         """The epoch's global index batches; a function of (seed, epoch) only."""
@@ -180,6 +208,8 @@ class ABPEngine:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         self.optimizer.step()
+        prior_loss = (self._learn_prior(z, epoch, batch, size, rows)
+                      if self.prior_optimizer is not None else 0.0)
         self.step += 1
         with torch.no_grad():
             # summed in float64: a learned sigma is set from these sums, and N processes must
@@ -190,7 +220,55 @@ class ABPEngine:
                                 (mask.expand_as(sq).sum() if mask is not None
                                  else torch.tensor(float(sq.numel()), device=sq.device))])
             totals = all_reduce_sum(sums.double(), self.shard).tolist()
+        self.last_prior_loss = prior_loss
         return totals[0] / size, totals[1] / totals[2]
+
+    def _learn_prior(self, z: Tensor, epoch: int, batch: int, size: int,
+                     rows: Tensor | None) -> float:
+        """One Adam step on the prior's network with the mean over the global batch of
+        ``prior.contrast(Z_posterior, Z_prior)``, Z_prior fresh draws of the prior; returns
+        that mean. Every process draws the whole batch's Z_prior from the same generator and
+        keeps its rows, so N processes learn what one does; gradients are summed over them
+        (in float64 with fp64 gradients, then rounded once)."""
+        assert self.prior_net is not None and self.prior_optimizer is not None
+        rng = derived_generator(self.seed, "prior-draws", epoch, batch)
+        z_prior = self.prior.sample(size, generator=rng, device=self.device)
+        if rows is not None and len(rows) != size:
+            z_prior = z_prior[rows.to(self.device)]
+        if not bool(torch.isfinite(z_prior).all()) or float(z_prior.abs().max()) > DRAW_LIMIT:
+            raise PriorDiverged(f"its draws grew beyond {DRAW_LIMIT:g}")
+        net = self.prior_net
+        if self.prior_shadow is not None:
+            self.prior_shadow.load_state_dict(net.state_dict())
+            net = self.prior_shadow
+            z, z_prior = z.double(), z_prior.double()
+        self.prior_optimizer.zero_grad(set_to_none=True)
+        terms = self.prior.contrast(z.detach(), z_prior, net)
+        (terms.sum() / size).backward()
+        with torch.no_grad():
+            params = [p for p in net.parameters() if p.grad is not None]
+            flat = torch.cat([p.grad.flatten() for p in params] +  # type: ignore[union-attr]
+                             [terms.detach().sum().reshape(1).to(params[0].dtype)])
+            flat = all_reduce_sum(flat, self.shard)
+            loss = float(flat[-1]) / size
+            if not (math.isfinite(loss) and bool(torch.isfinite(flat).all())):
+                raise PriorDiverged("its energies are not finite")
+            per_vector = abs(loss) / max(1, math.prod(self.prior.latent_shape[1:]))
+            if per_vector > ENERGY_LIMIT:
+                raise PriorDiverged(f"mean E(posterior) - mean E(prior draws) reached "
+                                    f"{loss:.3g}")
+            offset = 0
+            for p, target in zip(net.parameters(), self.prior_net.parameters()):
+                if p.grad is None:
+                    continue
+                p.grad = None  # (the float64 copy's; the same tensor without one)
+                target.grad = flat[offset:offset + p.numel()].view_as(p).to(target.dtype)
+                offset += p.numel()
+        scale = self.prior_lr / self.lr  # the prior's rate follows the generator's schedule
+        for group in self.prior_optimizer.param_groups:
+            group["lr"] = scale * lr_at(self.step, self.total_steps, self.lr, self.lr_end)
+        self.prior_optimizer.step()
+        return loss
 
     @torch.no_grad()
     def _take_shadow_gradients(self) -> None:
@@ -219,6 +297,7 @@ class ABPEngine:
             y = data.decode(to_device(next(stored), self.device))
             mask = self.masks.for_indices(index, self.device) if self.masks else None
             loss, mse = self.train_batch(y, index, epoch, b, mask, rows=rows, batch_size=size)
+            progress.prior_sum += self.last_prior_loss * size
             progress.batch = b + 1
             progress.loss_sum += loss * size
             progress.mse_sum += mse * size
@@ -233,8 +312,9 @@ class ABPEngine:
         if progress.batch < len(plan):
             return None, progress
         n = progress.examples
+        prior_loss = progress.prior_sum / n if self.prior_optimizer is not None else None
         return EpochStats(epoch, n, progress.loss_sum / n, progress.mse_sum / n,
-                          progress.seconds), progress
+                          progress.seconds, prior_loss), progress
 
     def end_epoch(self, mse: float | None = None) -> None:
         """After a whole epoch: a prior that learns from the bank is refit to it, and a
@@ -249,9 +329,12 @@ class ABPEngine:
     def state_dict(self) -> dict:
         """Generator, prior, observation (sigma), optimizer and step; the latent bank is saved
         by the caller (``LatentBank.gather``), as it may be sharded or on disk."""
-        return {"generator": self.generator.state_dict(), "prior": self.prior.state_dict(),
-                "observation": self.observation.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "step": self.step}
+        state = {"generator": self.generator.state_dict(), "prior": self.prior.state_dict(),
+                 "observation": self.observation.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "step": self.step}
+        if self.prior_optimizer is not None:
+            state["prior_optimizer"] = self.prior_optimizer.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -259,5 +342,7 @@ class ABPEngine:
         self.observation.load_state_dict(state.get("observation") or {})
         self.sampler.step_size = self.base_step * self.observation.scale
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.prior_optimizer is not None:
+            self.prior_optimizer.load_state_dict(state["prior_optimizer"])
         self.bank.load_full(state["latents"])
         self.step = int(state["step"])

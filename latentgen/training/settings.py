@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from latentgen.errors import UserError
 
-PANELS = ("Data and run", "Training", "Error curves", "Scale")
+PANELS = ("Data and run", "Training", "Latent prior", "Error curves", "Scale")
 
 
 def setting(default: Any, help: str, *, unit: str | None = None, minimum: float | None = None,

@@ -36,7 +36,13 @@ from latentgen.runtime.speed import compile_errors, place_storage
 from latentgen.training.assembly import Model
 from latentgen.training.bank import LatentBank
 from latentgen.training.config import TrainConfig, learned_settings
-from latentgen.training.engine import ABPEngine, BatchStats, EpochProgress, EpochStats
+from latentgen.training.engine import (
+    ABPEngine,
+    BatchStats,
+    EpochProgress,
+    EpochStats,
+    PriorDiverged,
+)
 from latentgen.training.observers import (
     BatchEvent,
     CheckpointEvent,
@@ -199,7 +205,7 @@ class Trainer:
             beta1=config.beta1, seed=config.seed, reinit_chains=config.reinit_chains,
             device=device, masks=self.masks, precision=config.precision,
             compile=config.compile, shard=shard, fp64_gradients=config.fp64_gradients,
-            lr_end=config.lr_end,
+            lr_end=config.lr_end, prior_lr=config.prior_lr,
             total_steps=config.epochs * len(EpochOrder(len(data), config.batch_size, 0, 0)))
         if state is not None:
             self._restore(state)
@@ -273,6 +279,8 @@ class Trainer:
                    "seconds": round(stats.seconds, 3)}
             if model.observation.learns:
                 row["sigma"] = round(model.observation.sigma, 6)
+            if stats.prior_loss is not None:
+                row["prior_loss"] = round(stats.prior_loss, 6)
             keep = (f"epoch_{epoch:04d}.pt"
                     if config.checkpoint_every and epoch % config.checkpoint_every == 0 else None)
 
@@ -307,6 +315,11 @@ class Trainer:
                 stats, progress = engine.run_epoch(self.data, epoch, progress=progress,
                                                    max_batches=left, workers=workers,
                                                    on_batch=on_batch)
+        except PriorDiverged as exc:
+            kept = (f"the last checkpoint, {self.run.last_checkpoint}, is kept"
+                    if self.run.last_checkpoint.exists() else "no checkpoint was written")
+            raise UserError(f"the {self.config.prior} prior diverged in epoch {epoch} ({exc}); "
+                            f"lower --prior-lr or --prior-step-size; {kept}") from None
         except RuntimeError as exc:
             if "overflow" not in str(exc) and "nan" not in str(exc).lower():
                 raise
