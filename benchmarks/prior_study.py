@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, action="append", default=[])
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--n", type=int, default=1000, help="samples for the synthesis measure")
+    parser.add_argument("--keep", metavar="DIR", help="keep the runs, as DIR/PRIOR-sSEED")
     args = parser.parse_args()
     import latentgen
 
@@ -46,7 +47,8 @@ def main() -> None:
     for prior in args.prior or ["gaussian", "ebm"]:
         for seed in args.seed or [0]:
             with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / "run"
+                out = (Path(args.keep) / f"{prior}-s{seed}" if args.keep
+                       else Path(tmp) / "run")
                 start = time.perf_counter()
                 latentgen.train(modality=args.modality, data=args.data, out=out, prior=prior,
                                 seed=seed, device="cpu", **extra)
@@ -59,7 +61,10 @@ def main() -> None:
                        "train_seconds": round(seconds, 1),
                        "swd": syn["swd"], "swd_pca": syn["swd_pca"],
                        "swd_floor": syn["swd_floor"], "rel": syn["rel"],
-                       "test_mse": res["test"]["mse"], "pca_test_mse": res["pca"]["test"]}
+                       "swd_levels": syn["swd_levels"],
+                       "test_mse": res["test"]["mse"], "pca_test_mse": res["pca"]["test"],
+                       "latent_mmd": res["latents"]["mmd"],
+                       "latent_mmd_threshold": res["latents"]["mmd_threshold"]}
                 if "anomaly" in res:
                     row.update({k: res["anomaly"][k] for k in
                                 ("auroc", "auprc", "pca_auroc", "pca_auprc", "chance_auprc")})

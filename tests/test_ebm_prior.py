@@ -280,3 +280,27 @@ def test_auroc_and_average_precision_on_cases_worked_by_hand():
     assert detection([0.0, 0.1], [0.2, 0.3]) == {"auroc": 1.0, "auprc": 1.0}
     with pytest.raises(ValueError, match="both labels"):
         auroc([0.1, 0.2], [1, 1])
+
+
+def test_the_documented_prior_trains_as_a_plugin(tiny_data, tmp_path):
+    """docs/plugins.md's Laplace prior, registered in-process, trains and synthesizes."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    section = text[text.index("### Writing a prior"):]
+    code = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    namespace: dict = {}
+    exec(compile(code, "docs/plugins.md", "exec"), namespace)  # noqa: S102
+
+    class Plugin:
+        register_priors = staticmethod(namespace["register_priors"])
+
+    register_plugin(Plugin(), "laplace-prior")
+    try:
+        run = train(_config(tiny_data["train"], epochs=1, prior="laplace"), tmp_path / "run")
+        z = run.prior.sample(2000, generator=torch.Generator().manual_seed(0))
+        assert float(z.abs().mean()) == pytest.approx(1.0, abs=0.05)  # E|Z| of Laplace(0, 1)
+        assert torch.isfinite(run.synthesize(4)).all()
+    finally:
+        unregister_plugin("laplace-prior")

@@ -65,7 +65,7 @@ def test_report_is_self_contained(report):
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert len(sources) >= 6
     assert all(s.startswith("data:image/png;base64,") for s in sources)
-    assert "PCA MSE" in page and "Regime:" in page
+    assert "PCA MSE" in page and "Regime:" in page and "AUPRC" in page and "PCA residual" in page
     assert "http://" not in page and "https://" not in page  # nothing fetched from outside
 
 

@@ -290,7 +290,7 @@ def report(
     from latentgen.evaluation.defaults import DEFAULT_SAMPLER
     from latentgen.evaluation.report import build_report, report_evaluation
 
-    from .tables import evaluation_table, latents_line, synthesis_table
+    from .tables import anomaly_table, evaluation_table, latents_line, synthesis_table
 
     trained = latentgen.load_run(run, device)
     result = report_evaluation(trained, test_data, negative_data, infer_steps)
@@ -299,6 +299,8 @@ def report(
     console = make_console()
     sets: list[str] = [name for name in ("train", "test", "negative") if name in result]
     evaluation_table(console, trained, result, sets, infer_steps, DEFAULT_SAMPLER, None)
+    if "anomaly" in result:
+        anomaly_table(console, result["anomaly"])
     synthesis_table(console, result["synthesis"])
     latents_line(console, result["latents"])
     console.print(f"report: [bold]{literal(path)}[/] (self-contained; open it in a browser)")

@@ -154,6 +154,12 @@ def build_report(trained: Run, test: str | None = None, negative: str | None = N
         if "regime" in result:
             text += (f"<p><b>Regime: {html.escape(result['regime']['verdict'])}</b> "
                      f'<span class="note">({html.escape(result["regime"]["rule"])})</span></p>')
+        if "anomaly" in result:
+            a = result["anomaly"]
+            text += (f"<p>Telling the negative set from the held-out one by the score "
+                     f"-log p(Y, Z*): AUROC {a['auroc']:.3f}, AUPRC {a['auprc']:.3f}; by the PCA "
+                     f"residual: AUROC {a['pca_auroc']:.3f}, AUPRC {a['pca_auprc']:.3f} "
+                     f"(chance AUPRC {a['chance_auprc']:.3f}).</p>")
         gap = result["latents"]
         text += (f"<p>Banked latents {'follow' if gap['matches'] else 'differ from'} the prior: "
                  f"mean {gap['mean_distance']:.2f} prior standard deviations off, covariance "

@@ -67,7 +67,7 @@ class TrainConfig:
                          "banked latents after every epoch), normal (N(0, I), fixed), ebm "
                          "(exp(-E(Z)) N(0, I) with an energy E learned beside the generator; "
                          "docs/priors.md) or one a plugin registers.", panel="Latent prior")
-    prior_lr: float = setting(2e-4, "Adam learning rate of a learned prior's network (ebm: "
+    prior_lr: float = setting(1e-3, "Adam learning rate of a learned prior's network (ebm: "
                               "the energy); it follows --lr-end's schedule.", positive=True,
                               panel="Latent prior")
     prior_steps: int = setting(60, "Langevin steps of a draw from a learned prior (ebm: "

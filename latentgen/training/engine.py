@@ -107,7 +107,7 @@ class ABPEngine:
                  masks: Masks | None = None, precision: str = "fp32",
                  compile: bool = False, shard: Shard = Shard(),
                  fp64_gradients: bool = False, lr_end: float = 1.0,
-                 total_steps: int = 0, prior_lr: float = 2e-4) -> None:
+                 total_steps: int = 0, prior_lr: float = 1e-3) -> None:
         self.device = torch.device(device)
         self.shard = shard
         #: the module whose weights are learned and saved (state-dict keys never change)
