@@ -36,6 +36,7 @@ from .verb_options import (
     ReferenceOpt,
     RunArg,
     SamplerOpt,
+    ScaleOpt,
     SynthesisNOpt,
     SynthesisOpt,
     SynthesisSeedOpt,
@@ -101,6 +102,7 @@ def synthesize(
     out: Path = typer.Option(..., help="Output folder (files plus grid)."),
     seed: int = typer.Option(0, help="Random seed for Z ~ prior."),
     batch_size: int = typer.Option(256, help="Examples generated per batch (memory stays flat)."),
+    scale: int = ScaleOpt,
     fmt: str | None = FormatOpt,
     device: str = DeviceOpt,
 ) -> None:
@@ -112,7 +114,7 @@ def synthesize(
     trained = latentgen.load_run(run, device)
     with BatchProgress(console, "synthesize", n) as progress:
         files = trained.save_synthesis(out, n, seed=seed, batch_size=batch_size, fmt=fmt,
-                                       on_progress=progress.update)
+                                       on_progress=progress.update, scale=scale)
     console.print(f"wrote {n} examples and a grid to [bold]{literal(out)}[/] ({len(files)} "
                   "files)")
 
@@ -199,6 +201,7 @@ def evaluate(
     seed: int = SynthesisSeedOpt,
     extractor: str | None = ExtractorOpt,
     extractor_weights: str | None = ExtractorWeightsOpt,
+    scale: int = ScaleOpt,
     nll: bool = NLLOpt,
     nll_samples: int = NLLSamplesOpt,
     reconstruction: bool = ReconstructionOpt,
@@ -225,7 +228,7 @@ def evaluate(
                               reference=reference, n=n, seed=seed,
                               reconstruction=reconstruction or not (synthesis or nll), nll=nll,
                               nll_samples=nll_samples, extractor=extractor,
-                              extractor_weights=extractor_weights)
+                              extractor_weights=extractor_weights, scale=scale)
     if as_json:
         print(json.dumps(finite_or_null(result), allow_nan=False))
         return

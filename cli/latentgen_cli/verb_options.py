@@ -52,3 +52,6 @@ NLLSamplesOpt = typer.Option(DEFAULT_NLL_SAMPLES, "--nll-samples",
 ReconstructionOpt = typer.Option(True, "--reconstruction/--no-reconstruction",
                                  help="Report the reconstruction errors (--no-reconstruction: "
                                  "only --synthesis and --nll).")
+ScaleOpt = typer.Option(1, "--scale", help="Samples K times larger, from latent fields K times "
+                       "larger (a fully convolutional generator: pictures trained with "
+                       "--latent-field, e.g. a texture model).")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from latentgen.errors import UserError
-from latentgen.evaluation.work import Reconstruction, synthesis_batches
+from latentgen.evaluation.work import Reconstruction, at_scale, synthesis_batches
 from latentgen.runtime.files import atomic_write, staged_files, unstaged
 
 if TYPE_CHECKING:
@@ -61,30 +61,32 @@ def write_scores(scores: dict[str, torch.Tensor], out: str | Path,
 def write_synthesis(trained: Run, n: int, out: str | Path, seed: int = 0,
                     batch_size: int = 256,
                     on_progress: Callable[[int, int], None] | None = None,
-                    fmt: str | None = None) -> list[Path]:
+                    fmt: str | None = None, scale: int = 1) -> list[Path]:
     """Z ~ prior, output f(Z): ``n`` files plus a grid of the first ones.
 
     A batch job: each batch is written before the next is made, so memory stays flat for any
     ``n``; ``on_progress(done, n)`` is called after each batch. ``fmt`` picks the file format
     for modalities that write several (e.g. mp4 or gif for video). The files appear in
-    ``out`` when all are written (a full disk or a kill leaves none of them).
+    ``out`` when all are written (a full disk or a kill leaves none of them). ``scale``: data
+    that many times larger, from larger latent fields (``Run.synthesize``).
     """
+    options = at_scale(trained, scale)[0]  # refused before anything is written
     return _whole(out, lambda folder: _synthesis_into(trained, n, folder, seed, batch_size,
-                                                      on_progress, fmt))
+                                                      on_progress, fmt, scale, options))
 
 
 def _synthesis_into(trained: Run, n: int, out: Path, seed: int, batch_size: int,
                     on_progress: Callable[[int, int], None] | None,
-                    fmt: str | None) -> list[Path]:
+                    fmt: str | None, scale: int, options: object) -> list[Path]:
     model = trained.model
     model.modality.check_format(fmt)
     written: list[Path] = []
     grid: torch.Tensor | None = None
     done = 0
-    for x in synthesis_batches(trained, n, seed=seed, batch_size=batch_size):
+    for x in synthesis_batches(trained, n, seed=seed, batch_size=batch_size, scale=scale):
         if grid is None:
             grid = x[:64]
-        written += model.modality.save_examples(x, out, "sample", model.options, start=done,
+        written += model.modality.save_examples(x, out, "sample", options, start=done,
                                                 fmt=fmt)
         done += len(x)
         if on_progress is not None:
@@ -93,7 +95,7 @@ def _synthesis_into(trained: Run, n: int, out: Path, seed: int, batch_size: int,
     side = max(1, int(len(grid) ** 0.5))
     rows = len(grid) // side
     written += model.modality.save_grid(grid[:rows * side].reshape(rows, side, *grid.shape[1:]),
-                                        out / "grid", model.options, fmt=fmt)
+                                        out / "grid", options, fmt=fmt)
     return written
 
 

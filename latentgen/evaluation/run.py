@@ -106,14 +106,17 @@ class Run:
         return work.open_source(self, data, "data")[0]
 
     # -- the seed's verbs: tensors and dicts ---------------------------------------------
-    def synthesize(self, n: int = 64, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
-        """``n`` samples f(Z), Z ~ prior: a (n, *data_shape) tensor."""
-        return torch.cat(list(self.synthesis_batches(n, seed, batch_size)))
+    def synthesize(self, n: int = 64, seed: int = 0, batch_size: int = 256,
+                   scale: int = 1) -> torch.Tensor:
+        """``n`` samples f(Z), Z ~ prior: a (n, *data_shape) tensor. ``scale`` K > 1 draws
+        latent fields K times larger, which a fully convolutional generator (``--latent-field``
+        pictures: a texture model) renders K times larger."""
+        return torch.cat(list(self.synthesis_batches(n, seed, batch_size, scale)))
 
-    def synthesis_batches(self, n: int, seed: int = 0, batch_size: int = 256
-                          ) -> Iterator[torch.Tensor]:
+    def synthesis_batches(self, n: int, seed: int = 0, batch_size: int = 256,
+                          scale: int = 1) -> Iterator[torch.Tensor]:
         """The same samples as ``synthesize``, a batch at a time (memory stays flat)."""
-        return work.synthesis_batches(self, n, seed=seed, batch_size=batch_size)
+        return work.synthesis_batches(self, n, seed=seed, batch_size=batch_size, scale=scale)
 
     def reconstruct(self, data: Source = None, n: int | None = None,
                     infer_steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
@@ -159,7 +162,7 @@ class Run:
                  reference: Source = None, n: int = DEFAULT_SYNTHESIS_N,
                  seed: int = 0, reconstruction: bool = True, nll: bool = False,
                  nll_samples: int = DEFAULT_NLL_SAMPLES, extractor: str | None = None,
-                 extractor_weights: str | None = None) -> dict[str, Any]:
+                 extractor_weights: str | None = None, scale: int = 1) -> dict[str, Any]:
         """Per-element reconstruction error of the training data (from its banked latents),
         ``test`` and ``negative`` beside PCA's at the same d: the dict `evaluate --json`
         prints (its keys: train, test, negative, pca, and regime when all three are there).
@@ -168,7 +171,8 @@ class Run:
         ``reconstruction=False`` leaves the reconstruction errors out. ``nll=True`` adds
         ``"nll"``: for ``test`` and ``negative``, ``log_likelihood`` with ``nll_samples``.
         ``"latents"`` is always there: ``latent_gap()``, how far the banked latents are from
-        the prior that synthesis draws from."""
+        the prior that synthesis draws from. ``scale``: of the synthesis measures
+        (``synthesis_quality``)."""
         result: dict[str, Any] = {"latents": self.latent_gap(seed=seed)}
         if nll:
             held = {k: v for k, v in (("test", test), ("negative", negative)) if v is not None}
@@ -183,7 +187,7 @@ class Run:
                                                            else "train")
             result["synthesis"] = self.synthesis_quality(
                 ref, n=n, seed=seed, test=test, extractor=extractor,
-                extractor_weights=extractor_weights)
+                extractor_weights=extractor_weights, scale=scale)
         if not reconstruction:
             return result
         return {**self._reconstruction_errors(test, negative, train, infer_steps, sampler,
@@ -241,15 +245,21 @@ class Run:
 
     def synthesis_quality(self, reference: Source = "train", n: int = DEFAULT_SYNTHESIS_N,
                           seed: int = 0, test: Source = None, extractor: str | None = None,
-                          extractor_weights: str | None = None) -> dict[str, Any]:
+                          extractor_weights: str | None = None, scale: int = 1
+                          ) -> dict[str, Any]:
         """How far ``n`` prior samples are from ``reference`` ("train", "test" for ``test``
         or the run's --test-data, or data: a path, a tensor, a Dataset), beside probabilistic
         PCA at the same number of latent numbers and the floor of real data: ``{"swd",
         "swd_levels", "swd_pca", "swd_floor", "rel", "n", "reference"}``
         (``latentgen.evaluation.synthesis``); with ``extractor`` (e.g. "inception") also
-        FID and KID."""
+        FID and KID. ``scale`` K > 1 measures samples K times larger (``synthesize(scale=K)``)
+        against the reference and training data opened K times larger (a texture model:
+        larger crops of its pictures)."""
         from latentgen.evaluation.synthesis import synthesis_quality
 
+        if scale != 1:
+            return self._synthesis_quality_at_scale(reference, n, seed, test, extractor,
+                                                    extractor_weights, scale)
         if isinstance(reference, str) and reference == "train":
             return synthesis_quality(self, self.training_examples(), "train", n, seed,
                                      reference_is_train=True, extractor=extractor,
@@ -267,6 +277,30 @@ class Run:
         return synthesis_quality(self, data, name, n, seed, extractor=extractor,
                                  extractor_weights=extractor_weights)
 
+    def _synthesis_quality_at_scale(self, reference: Source, n: int, seed: int, test: Source,
+                                    extractor: str | None, extractor_weights: str | None,
+                                    scale: int) -> dict[str, Any]:
+        from latentgen.evaluation.synthesis import synthesis_quality
+
+        options = work.at_scale(self, scale)[0]
+        cfg = self.model.config
+        train = self.model.open_data(cfg.data, "the run's training data", options)
+        if isinstance(reference, str) and reference == "train":
+            return synthesis_quality(self, train, "train", n, seed, reference_is_train=True,
+                                     extractor=extractor, extractor_weights=extractor_weights,
+                                     scale=scale)
+        if isinstance(reference, str) and reference == "test":
+            reference = test if test is not None else cfg.test_data
+            if reference is None:
+                raise UserError("--reference test needs held-out data: give --test-data (or "
+                                "train with it), or use --reference train or a path")
+        if not isinstance(reference, (str, Path)):
+            raise UserError("--scale measures against data given by path (or train / test), "
+                            "opened at the larger size; not tensors or datasets")
+        data = self.model.open_data(str(reference), "--reference", options)
+        return synthesis_quality(self, data, str(reference), n, seed, extractor=extractor,
+                                 extractor_weights=extractor_weights, train=train, scale=scale)
+
     def _reconstruction_errors(self, test: Source, negative: Source, train: bool,
                                infer_steps: int, sampler: str, mask: str | None
                                ) -> dict[str, Any]:
@@ -282,10 +316,11 @@ class Run:
     # -- files ---------------------------------------------------------------------------
     def save_synthesis(self, out: str | Path, n: int = 64, seed: int = 0,
                        batch_size: int = 256, fmt: str | None = None,
-                       on_progress: Callable[[int, int], None] | None = None) -> list[Path]:
+                       on_progress: Callable[[int, int], None] | None = None,
+                       scale: int = 1) -> list[Path]:
         """``n`` samples written as files (streamed, a batch at a time) plus a grid."""
         return outputs.write_synthesis(self, n, out, seed=seed, batch_size=batch_size,
-                                       on_progress=on_progress, fmt=fmt)
+                                       on_progress=on_progress, fmt=fmt, scale=scale)
 
     def save_scores(self, scores: dict[str, torch.Tensor], out: str | Path,
                     names: list[str] | None = None) -> Path:

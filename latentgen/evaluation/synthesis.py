@@ -31,7 +31,7 @@ from latentgen.errors import UserError
 from latentgen.evaluation.baselines import fit_pca
 from latentgen.evaluation.defaults import DEFAULT_SYNTHESIS_N
 from latentgen.evaluation.swd import SWDReference
-from latentgen.evaluation.work import synthesis_batches
+from latentgen.evaluation.work import at_scale, synthesis_batches
 from latentgen.runtime.seeding import derived_generator
 
 if TYPE_CHECKING:
@@ -94,9 +94,9 @@ def _pick(n_total: int, n: int, seed: int, key: str, exclude: Tensor | None = No
     return order[:n].sort().values
 
 
-def _pictures(run: Run, x: Tensor) -> Tensor:
+def _pictures(run: Run, x: Tensor, options: Any = None) -> Tensor:
     model = run.model
-    pics = model.modality.feature_pictures(x, model.options).float()
+    pics = model.modality.feature_pictures(x, options or model.options).float()
     if len(pics) > MAX_PICTURES:
         pics = pics[torch.linspace(0, len(pics) - 1, MAX_PICTURES).long()]
     return pics
@@ -109,13 +109,16 @@ def _examples(data: Examples, index: Tensor, batch_size: int = 512) -> Tensor:
 def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT_SYNTHESIS_N,
                       seed: int = 0, batch_size: int = 256,
                       reference_is_train: bool = False, extractor: str | None = None,
-                      extractor_weights: str | None = None, train: Examples | None = None
-                      ) -> dict[str, Any]:
+                      extractor_weights: str | None = None, train: Examples | None = None,
+                      scale: int = 1) -> dict[str, Any]:
     """The synthesis measures of ``run`` against ``reference`` (named ``name`` in the result):
     ``{"swd", "swd_levels", "swd_pca", "swd_floor", "rel", "n", "reference"}``; with
     ``extractor`` (a registered feature extractor's name) also FID and KID of the same three
     sets (``fid``, ``kid``, ``kid_se``, each also ``_pca`` and ``_floor``). ``train``: the
-    training examples when they are open already (during training)."""
+    training examples when they are open already (during training). ``scale`` K > 1 measures
+    samples K times larger (``Run.synthesize(scale=K)``): ``reference`` and ``train`` must then
+    hold data of that size, and PCA keeps as many components as the larger latent field has
+    numbers."""
     if n < 2:
         raise UserError(f"--n must be at least 2 for the synthesis measures, got {n}")
     if train is None:
@@ -129,23 +132,27 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
     ref_index = _pick(len(reference), n, seed, "swd-reference")
     floor_index = _pick(len(train), n, seed, "swd-floor",
                         exclude=ref_index if reference_is_train else None)
-    ref_pictures = _pictures(run, _examples(reference, ref_index))
+    options, prior = at_scale(run, scale)
+    ref_pictures = _pictures(run, _examples(reference, ref_index), options)
     ref = SWDReference(ref_pictures, seed=seed)
 
-    samples = torch.cat(list(synthesis_batches(run, n, seed=seed, batch_size=batch_size)))
+    samples = torch.cat(list(synthesis_batches(run, n, seed=seed, batch_size=batch_size,
+                                               scale=scale)))
     model = run.model
-    ppca = fit_ppca(train, int(math.prod(model.generator.latent_shape)), run.device,
+    ppca = fit_ppca(train, int(math.prod(prior.latent_shape)), run.device,
                     clip=model.modality.data_range)
     baseline = ppca.sample(n, generator=derived_generator(seed, "swd-ppca"))
     floor_set = _examples(train, floor_index)
-    sets = {"model": _pictures(run, samples), "pca": _pictures(run, baseline),
-            "floor": _pictures(run, floor_set)}
+    sets = {"model": _pictures(run, samples, options), "pca": _pictures(run, baseline, options),
+            "floor": _pictures(run, floor_set, options)}
     got, pca, floor = (ref.distance(pictures) for pictures in sets.values())
     gap = pca.mean - floor.mean
     rel = (got.mean - floor.mean) / gap if gap > 0 else math.nan
     result = {"swd": got.mean, "swd_levels": got.levels, "swd_pca": pca.mean,
               "swd_pca_levels": pca.levels, "swd_floor": floor.mean,
               "swd_floor_levels": floor.levels, "rel": rel, "n": n, "reference": name}
+    if scale != 1:
+        result["scale"] = scale
     if extractor is not None:
         from latentgen.evaluation.features import feature_distances
         from latentgen.plugins.registry import get_registry

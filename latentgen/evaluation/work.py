@@ -30,6 +30,7 @@ from latentgen.evaluation.inference import (
     training_latents,
 )
 from latentgen.model.nets import generate
+from latentgen.model.priors import Prior
 from latentgen.runtime.seeding import derived_generator
 
 if TYPE_CHECKING:
@@ -83,15 +84,31 @@ def _masks(trained: Run, spec: str, n_examples: int, what: str) -> Masks:
     return masks
 
 
-def synthesis_batches(trained: Run, n: int, seed: int = 0, batch_size: int = 256
-                      ) -> Iterator[torch.Tensor]:
-    """Z ~ prior, f(Z), in batches of ``batch_size`` (on the CPU): memory stays flat for any n."""
+def at_scale(trained: Run, scale: int) -> tuple[Any, Prior]:
+    """The modality options of data ``scale`` times larger and the prior over the latent
+    field that renders it (``Modality.scaled``); the run's own at scale 1."""
+    model = trained.model
+    if scale < 1:
+        raise UserError(f"--scale must be at least 1, got {scale}")
+    if scale == 1:
+        return model.options, model.prior
+    options, shape = model.modality.scaled(model.options, tuple(model.prior.latent_shape),
+                                           scale)
+    return options, model.prior.resized(shape)
+
+
+def synthesis_batches(trained: Run, n: int, seed: int = 0, batch_size: int = 256,
+                      scale: int = 1) -> Iterator[torch.Tensor]:
+    """Z ~ prior, f(Z), in batches of ``batch_size`` (on the CPU): memory stays flat for any n.
+    ``scale`` > 1 draws latent fields that much larger (a fully convolutional generator then
+    renders data that much larger)."""
     if n < 1 or batch_size < 1:
         raise UserError(f"--n and --batch-size must be at least 1, got {n} and {batch_size}")
     model = trained.model
+    prior = at_scale(trained, scale)[1]
     rng = derived_generator(seed, "synthesize")
     for start in range(0, n, batch_size):
-        z = model.prior.sample(min(batch_size, n - start), generator=rng).to(trained.device)
+        z = prior.sample(min(batch_size, n - start), generator=rng).to(trained.device)
         yield generate(model.generator, z).cpu()
 
 

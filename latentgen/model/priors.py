@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 from abc import ABC, abstractmethod
@@ -125,6 +126,18 @@ class Prior(ABC):
         E(Z_posterior) - E(Z_prior)). ``net`` replaces ``self.net`` (the trainer passes a
         float64 copy with ``--fp64-gradients``)."""
         raise NotImplementedError(f"{type(self).__name__} has a net but no contrast()")
+
+    def resized(self, latent_shape: tuple[int, ...]) -> Prior:
+        """This prior over latents of another field size (the same channels): for priors
+        whose law is the same at every position of a field (all of latentgen's), a copy that
+        shares the learned parameters. A prior whose law depends on the position overrides
+        this (or raises ValueError)."""
+        if tuple(latent_shape[:1]) != self.latent_shape[:1]:
+            raise ValueError(f"a prior over {self.latent_shape[0]} channels cannot draw "
+                             f"latents of shape {tuple(latent_shape)}")
+        other = copy.copy(self)
+        other.latent_shape = tuple(latent_shape)
+        return other
 
     def to(self, device: torch.device | str) -> Prior:
         """Move the prior's network (if any) to ``device``."""

@@ -119,6 +119,13 @@ class Modality(ABC):
     def open_dataset(self, source: str | None, opts: Any) -> Examples:
         """Open ``source`` (a path; None for the embedded default) as model-space examples."""
 
+    def scaled(self, opts: Any, latent_shape: tuple[int, ...], scale: int
+               ) -> tuple[Any, tuple[int, ...]]:
+        """For a fully convolutional generator: the options of data ``scale`` times larger
+        (what its reference data is opened with) and the latent field that renders it with the
+        same weights (``synthesize --scale``). Raise ``UserError`` where that does not apply."""
+        raise UserError(f"the {self.name} modality cannot synthesize at another scale")
+
     def extra_metrics(self, y: Tensor, x: Tensor, opts: Any) -> dict[str, Tensor]:
         """Modality-specific error measures of reconstructions ``x`` of ``y``: name -> one
         value per example (e.g. a spectral distance for sound). Reported by ``evaluate``."""

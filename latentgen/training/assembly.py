@@ -67,9 +67,13 @@ class Model:
         info = owner_of(self.config.modality)
         return {"name": info.name, "version": info.version, "modality": self.config.modality}
 
-    def open_data(self, source: str | None, what: str = "--data") -> Examples:
-        """Examples from ``source`` that this generator can reconstruct (shape checked)."""
+    def open_data(self, source: str | None, what: str = "--data", options: Any = None
+                  ) -> Examples:
+        """Examples from ``source`` that this generator can reconstruct (shape checked); with
+        ``options`` (``Modality.scaled``'s), opened with those instead, shape unchecked."""
         try:
+            if options is not None:
+                return self.modality.open_dataset(source, options)
             if is_prepared(source):
                 data = open_prepared(source, self.modality)  # type: ignore[arg-type]
             else:

@@ -26,6 +26,7 @@ from latentgen.data import (
 
 from .faces import faces
 from .houses import houses
+from .textures import TEXTURES, native_pictures, random_crops
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 ARRAY_SUFFIXES = {".npy", ".npz"}
@@ -49,6 +50,9 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
         else:
             arr = faces(size=size, channels=channels)
         return Examples(torch.from_numpy(arr), decode, source)
+    if source in TEXTURES:
+        raise UserError(f"{source} is one large picture of a texture; train on crops of it "
+                        "with --crops N (and --latent-field to synthesize larger textures)")
     path = Path(source)
     if not path.exists():
         raise UserError(f"{source} does not exist; give a folder of images, a .npy/.npz "
@@ -81,6 +85,16 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
         return _from_files([path], size, channels, str(path))
     raise UserError(f"{source}: unsupported file type '{path.suffix}'; use a folder of "
                     "images, .npy/.npz, or MNIST IDX (…-idx3-ubyte[.gz])")
+
+
+def open_crops(source: str, size: int, channels: int, count: int) -> Examples:
+    """``count`` random ``size`` px crops of each picture of ``source`` (``--crops``)."""
+    if source not in TEXTURES and not Path(source).exists():
+        raise UserError(f"{source} does not exist; give a texture picture, a folder of them or "
+                        "an array of pictures (without --data: the embedded builtin:texture)")
+    pictures = native_pictures(source, channels, IMAGE_SUFFIXES, ARRAY_SUFFIXES)
+    return Examples(torch.from_numpy(random_crops(pictures, size, count, source)), decode,
+                    source)
 
 
 def native_size(source: str | None) -> int | None:

@@ -15,9 +15,11 @@ from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
 from latentgen.data import check_picture_size, open_picture, picture_size_plan
 from latentgen.model import halving_widths
 
-from .datasets import decode, encode, native_size, open_images
+from .datasets import decode, encode, native_size, open_crops, open_images
 
 DEFAULT_SIZE = 32
+#: the training size of texture crops (--crops) when --image-size is not given
+TEXTURE_CROP_SIZE = 64
 #: channels of the first hidden layer that the default width keeps at least
 MIN_FIRST_WIDTH = 128
 
@@ -31,6 +33,13 @@ class ImageOptions:
     width: int = option(0, "channels of the last hidden layer; each earlier layer doubles it "
                            "(DCGAN uses 64); 0 = 32, or more so that the first hidden layer "
                            "has at least 128 channels (64 at 16 and 28 px)")
+    latent_field: bool = option(False, "a spatial latent field (d x b x b, b the generator's "
+                                       "4..7 px base) instead of a vector: fully convolutional, "
+                                       "so synthesize --scale K renders K times larger "
+                                       "pictures (textures)")
+    crops: int = option(0, "train on N random crops of --image-size cut from each picture "
+                           "(textures: one or a few large pictures; without --data the "
+                           "embedded builtin:texture); 0: whole pictures, resized")
 
 
 class ImageModality(Modality):
@@ -56,8 +65,12 @@ class ImageModality(Modality):
         if opts.width < 0:
             raise UserError(f"--width must be at least 1 (or 0 for the size's default), got "
                             f"{opts.width}")
+        if opts.crops < 0:
+            raise UserError(f"--crops must be 0 (whole pictures) or more, got {opts.crops}")
 
     def resolve_options(self, opts: ImageOptions, source: str | None) -> ImageOptions:
+        if not opts.image_size and opts.crops:
+            opts = replace(opts, image_size=TEXTURE_CROP_SIZE)
         if not opts.image_size:
             native = native_size(source)
             size = native if native and picture_size_plan(native) else DEFAULT_SIZE
@@ -73,10 +86,22 @@ class ImageModality(Modality):
         base, n_up = plan
         widths = halving_widths(opts.width or default_width(opts.image_size), n_up)
         return UpsamplingGenerator(dims=2, latent_dim=latent_dim, out_channels=opts.channels,
-                                   base=base, strides=[2] * n_up, widths=widths)
+                                   base=base, strides=[2] * n_up, widths=widths,
+                                   latent_field=base if opts.latent_field else None)
 
     def open_dataset(self, source: str | None, opts: ImageOptions) -> Examples:
-        return open_images(source, opts.image_size or DEFAULT_SIZE, opts.channels)
+        size = opts.image_size or DEFAULT_SIZE
+        if opts.crops:
+            return open_crops(source or "builtin:texture", size, opts.channels, opts.crops)
+        return open_images(source, size, opts.channels)
+
+    def scaled(self, opts: ImageOptions, latent_shape: tuple[int, ...], scale: int
+               ) -> tuple[ImageOptions, tuple[int, ...]]:
+        if not opts.latent_field:
+            raise UserError("--scale needs a generator with a latent field; train with "
+                            "--latent-field (a texture model)")
+        d, h, w = latent_shape
+        return replace(opts, image_size=opts.image_size * scale), (d, h * scale, w * scale)
 
     def write_examples(self, x: torch.Tensor, out_dir: Path, prefix: str, opts: Any,
                        start: int = 0) -> list[Path]:
