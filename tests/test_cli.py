@@ -64,7 +64,7 @@ def test_evaluate_json(trained_run, tiny_data, cli):
               tiny_data["negative"], "--infer-steps", "30", "--json")
     assert res.code == 0, res
     result = json.loads(res.out)
-    assert set(result) == {"train", "test", "negative", "pca", "regime", "latents"}
+    assert set(result) == {"train", "test", "negative", "pca", "regime", "latents", "anomaly"}
     gap = result["latents"]
     assert {"mean_distance", "cov_eig_min", "cov_eig_max", "kl", "mmd", "mmd_threshold",
             "matches", "n"} <= set(gap)

@@ -14,6 +14,7 @@ from latentgen.data.mask_specs import MASK_HELP
 from latentgen.errors import UserError
 from latentgen.version import __version__
 
+from .measure import evaluate, report, score
 from .options import (
     given_modality_options,
     given_settings,
@@ -24,23 +25,12 @@ from .options import (
 from .output import fail, literal, make_console
 from .verb_options import (
     DeviceOpt,
-    ExtractorOpt,
-    ExtractorWeightsOpt,
     FormatOpt,
     InferStepsOpt,
     JsonOpt,
-    NegativeOpt,
-    NLLOpt,
-    NLLSamplesOpt,
-    ReconstructionOpt,
-    ReferenceOpt,
     RunArg,
     SamplerOpt,
     ScaleOpt,
-    SynthesisNOpt,
-    SynthesisOpt,
-    SynthesisSeedOpt,
-    TestOpt,
 )
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
@@ -186,127 +176,10 @@ def interpolate(
                      f"[bold]{literal(out)}/grid.*[/]")
 
 
-@app.command()
-def evaluate(
-    run: Path = RunArg,
-    test_data: str | None = TestOpt,
-    negative_data: str | None = NegativeOpt,
-    infer_steps: int = InferStepsOpt,
-    sampler: str = SamplerOpt,
-    mask: str | None = typer.Option(None, help="Occlude every set and report the error on the "
-                                       "missing entries: " + MASK_HELP + "."),
-    synthesis: bool = SynthesisOpt,
-    reference: str | None = ReferenceOpt,
-    n: int = SynthesisNOpt,
-    seed: int = SynthesisSeedOpt,
-    extractor: str | None = ExtractorOpt,
-    extractor_weights: str | None = ExtractorWeightsOpt,
-    scale: int = ScaleOpt,
-    nll: bool = NLLOpt,
-    nll_samples: int = NLLSamplesOpt,
-    reconstruction: bool = ReconstructionOpt,
-    as_json: bool = JsonOpt,
-    device: str = DeviceOpt,
-) -> None:
-    """Reconstruction error on training data (from its banked latents), held-out and negative data,
-    beside PCA with as many components as the generator has latent numbers; with --synthesis,
-    how far prior samples are from real data."""
-    import latentgen
-
-    from .tables import (
-        anomaly_table,
-        evaluation_table,
-        finite_or_null,
-        latents_line,
-        likelihood_table,
-        synthesis_table,
-    )
-
-    trained = latentgen.load_run(run, device)
-    result = trained.evaluate(test=test_data, negative=negative_data, infer_steps=infer_steps,
-                              sampler=sampler, mask=mask, synthesis=synthesis,
-                              reference=reference, n=n, seed=seed,
-                              reconstruction=reconstruction or not (synthesis or nll), nll=nll,
-                              nll_samples=nll_samples, extractor=extractor,
-                              extractor_weights=extractor_weights, scale=scale)
-    if as_json:
-        print(json.dumps(finite_or_null(result), allow_nan=False))
-        return
-    sets = ["train"] + [name for name, given in (("test", test_data),
-                                                 ("negative", negative_data)) if given]
-    console = make_console()
-    if "pca" in result:
-        evaluation_table(console, trained, result, sets, infer_steps, sampler, mask)
-    if "anomaly" in result:
-        anomaly_table(console, result["anomaly"])
-    if "synthesis" in result:
-        synthesis_table(console, result["synthesis"])
-    if "nll" in result:
-        likelihood_table(console, result["nll"])
-    latents_line(console, result["latents"])
-
-
-@app.command()
-def score(
-    run: Path = RunArg,
-    data: str | None = typer.Option(None, help="Examples to score (default: the run's "
-                                       "training data, with its banked latents)."),
-    out: Path = typer.Option(..., help="CSV file to write: one row per example."),
-    infer_steps: int = InferStepsOpt,
-    sampler: str = SamplerOpt,
-    mask: str | None = typer.Option(None, help="Score the observed entries only: " +
-                                       MASK_HELP + "."),
-    device: str = DeviceOpt,
-) -> None:
-    """Anomaly scores: infer Z* for each example, then write -log p(Y, Z*) (higher: more unlike
-    the training data), its reconstruction and prior parts, the per-element MSE and PCA's
-    residual (the baseline) to a CSV file."""
-    import latentgen
-
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give the path of a .csv file")
-    trained = latentgen.load_run(run, device)
-    examples = trained.examples(data) if data is not None else None
-    scores = trained.score(examples, infer_steps=infer_steps, sampler=sampler, mask=mask)
-    trained.save_scores(scores, out, examples.names if examples is not None else None)
-    s = scores["score"]
-    make_console().print(f"scored {len(s)} examples: -log p(Y, Z*) median {s.median():.1f}, "
-                         f"from {s.min():.1f} to {s.max():.1f}; wrote [bold]{literal(out)}[/]")
-
-
-@app.command()
-def report(
-    run: Path = RunArg,
-    test_data: str | None = typer.Option(None, "--test-data", help="Held-out data "
-                                            "(default: the run's --test-data, if any)."),
-    negative_data: str | None = typer.Option(None, "--negative-data", help="Data of another "
-                                                "category (default: the run's "
-                                                "--negative-data, if any)."),
-    infer_steps: int = InferStepsOpt,
-    out: Path | None = typer.Option(None, help="HTML file to write (default: RUN/report.html)."),
-    device: str = DeviceOpt,
-) -> None:
-    """One self-contained HTML page: config, error curves, samples over epochs, synthesis,
-    reconstructions, interpolations and the error table with the PCA baseline (whose tables
-    are also printed here, as `evaluate --synthesis` prints them)."""
-    import latentgen
-    from latentgen.evaluation.defaults import DEFAULT_SAMPLER
-    from latentgen.evaluation.report import build_report, report_evaluation
-
-    from .tables import anomaly_table, evaluation_table, latents_line, synthesis_table
-
-    trained = latentgen.load_run(run, device)
-    result = report_evaluation(trained, test_data, negative_data, infer_steps)
-    path = build_report(trained, test=test_data, negative=negative_data, steps=infer_steps,
-                        out=out, evaluation=result)
-    console = make_console()
-    sets: list[str] = [name for name in ("train", "test", "negative") if name in result]
-    evaluation_table(console, trained, result, sets, infer_steps, DEFAULT_SAMPLER, None)
-    if "anomaly" in result:
-        anomaly_table(console, result["anomaly"])
-    synthesis_table(console, result["synthesis"])
-    latents_line(console, result["latents"])
-    console.print(f"report: [bold]{literal(path)}[/] (self-contained; open it in a browser)")
+# the commands that measure a trained run live in .measure (registered here, in this order)
+app.command()(evaluate)
+app.command()(score)
+app.command()(report)
 
 
 def prepare(

@@ -47,7 +47,8 @@ def anomaly_scores(model: Model, device: torch.device, data: Examples, z: Tensor
         zi = z[index.to(z.device)].to(device)
         x = model.generator(zi).float()
         mask = masks.for_indices(index, device) if masks is not None else None
-        parts["reconstruction"].append(model.observation.energy(y, x, mask).double().cpu())
+        observed = model.observation.measure(y)
+        parts["reconstruction"].append(model.observation.energy(observed, x, mask).double().cpu())
         parts["prior"].append((-model.prior.log_prob(zi)).double().cpu())
         sq = (y - x).pow(2)
         if mask is None:

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks
+from latentgen.model.operators import Operator, min_norm
 
 #: with at least as many examples as elements, examples up to this many elements get an exact
 #: PCA from the D x D covariance
@@ -90,6 +91,52 @@ def fit_pca(data: Examples, k: int, device: torch.device, batch_size: int = 512,
     return PCA(mean.cpu(), comp.T.contiguous().cpu(), exact=exact, clip=clip)
 
 
+@dataclass
+class IndirectPCA:
+    """The linear baseline of a model learned from observations y = A x (``--observe``): PCA
+    fitted on the training data's y alone (x is never seen), an example recovered as the x of
+    least norm whose A x is the PCA reconstruction of its y (``operators.min_norm``)."""
+
+    pca: PCA
+    operator: Operator
+    clip: tuple[float, float] | None = None
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Recoveries of the examples ``x`` (N, *shape) from their observations A x."""
+        y = self.operator(x.float())
+        out = min_norm(self.operator, self.pca.reconstruct(y))
+        return out.clamp(*self.clip) if self.clip else out
+
+    def per_example_mse(self, data: Examples, device: torch.device, scale: float = 1.0,
+                        batch_size: int = 512) -> Tensor:
+        """Per-element squared error of each recovered example against the true one."""
+        errs = []
+        for index in torch.arange(len(data)).split(batch_size):
+            x = data.get(index, device)
+            errs.append((self.reconstruct(x) - x).pow(2).flatten(1).mean(1).cpu())
+        return torch.cat(errs) * scale
+
+
+def baseline_pca(model: object, train: Examples, device: torch.device) -> PCA | IndirectPCA:
+    """PCA at the generator's number of latent numbers, fitted on what the model learned from:
+    the training data, or its observations y = A x under ``--observe``."""
+    k = math.prod(model.generator.latent_shape)  # type: ignore[attr-defined]
+    clip = model.modality.data_range  # type: ignore[attr-defined]
+    operator = model.observation.operator  # type: ignore[attr-defined]
+    if operator is None:
+        return fit_pca(train, k, device, clip=clip)
+    ys = []
+    for index in torch.arange(len(train)).split(512):
+        ys.append(operator(train.get(index, device).float()).cpu())
+    observed = Examples(torch.cat(ys), _as_float, f"A x of {train.source}")
+    return IndirectPCA(fit_pca(observed, k, device), operator, clip)
+
+
+def _as_float(batch: Tensor) -> Tensor:
+    return batch.float()
+
+
 @torch.no_grad()
 def mean_fill_mse(train: Examples, data: Examples, masks: Masks, device: torch.device,
                   scale: float = 1.0, batch_size: int = 512) -> Tensor:
@@ -136,7 +183,7 @@ def regime(train: float, test: float, negative: float, pca_test: float | None = 
 
 
 @torch.no_grad()
-def pca_extras(pca: PCA, model: object, data: Examples, device: torch.device,
+def pca_extras(pca: PCA | IndirectPCA, model: object, data: Examples, device: torch.device,
                batch_size: int = 256) -> dict[str, Tensor]:
     """The modality's own error measures for PCA's reconstructions, per example."""
     parts: dict[str, list[Tensor]] = {}

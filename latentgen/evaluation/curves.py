@@ -12,7 +12,6 @@ over epochs into ``curves.png``, with PCA at the same number of latent factors a
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import torch
 
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks
-from latentgen.evaluation.baselines import REGIME_RULE, fit_pca, regime
+from latentgen.evaluation.baselines import REGIME_RULE, baseline_pca, regime
 from latentgen.evaluation.inference import infer_latents, per_example_mse, training_latents
 from latentgen.evaluation.plot import line_chart, write_chart
 from latentgen.training.observers import EpochEvent, Observer, StartEvent
@@ -39,8 +38,7 @@ class CurveTracker:
         self.held_out, self.steps, self.masks = held_out, steps, masks
         self.pca: dict[str, float] = {}
         if held_out:
-            k = math.prod(model.generator.latent_shape)
-            pca = fit_pca(train, k, device, clip=model.modality.data_range)
+            pca = baseline_pca(model, train, device)
             scale = model.metric_scale
             for name, data in {"train": train, **held_out}.items():
                 self.pca[name] = float(pca.per_example_mse(data, device, scale).mean())

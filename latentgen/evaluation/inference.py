@@ -38,7 +38,7 @@ def infer_latents(model: Model, device: torch.device, data: Examples,
     model.generator.eval()
     out = []
     for b, index in enumerate(torch.arange(len(data)).split(batch_size)):
-        y = data.get(index, device)
+        y = model.observation.measure(data.get(index, device))  # A x under --observe
         if start is None:
             z0 = model.prior.mode(len(index), device)
         else:

@@ -223,6 +223,9 @@ class Run:
 
         if samples < 2:
             raise UserError(f"--nll-samples must be at least 2, got {samples}")
+        if self.model.observation.operator is not None:
+            raise UserError("--nll is not available for a run learned from indirect "
+                            "observations (--observe); compare it by recovery error")
         if not self.prior.normalized:
             raise UserError(f"--nll needs a prior with a normalised density; the run's "
                             f"'{self.config.prior}' prior is known up to its constant only "

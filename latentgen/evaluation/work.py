@@ -7,7 +7,6 @@ files. Data may be a path (what ``--data`` takes), a tensor of model-space examp
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,13 @@ from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks, parse_masks
 from latentgen.errors import UserError
 from latentgen.evaluation.anomaly import anomaly_scores, detection_summary
-from latentgen.evaluation.baselines import REGIME_RULE, fit_pca, mean_fill_mse, pca_extras, regime
+from latentgen.evaluation.baselines import (
+    REGIME_RULE,
+    baseline_pca,
+    mean_fill_mse,
+    pca_extras,
+    regime,
+)
 from latentgen.evaluation.inference import (
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
@@ -76,6 +81,9 @@ def open_source(trained: Run, source: Source, what: str
 
 
 def _masks(trained: Run, spec: str, n_examples: int, what: str) -> Masks:
+    if trained.model.observation.operator is not None:
+        raise UserError(f"--mask {spec}: the run learned from indirect observations "
+                        f"(--observe {trained.model.config.observe}); leave --mask out")
     # the run's seed: a training example gets the same holes it had in `train --mask`
     masks = parse_masks(spec, trained.model.modality, trained.model.options,
                         tuple(trained.model.generator.data_shape),
@@ -183,8 +191,7 @@ def score(trained: Run, source: Source = None, steps: int = DEFAULT_STEPS,
     else:
         z = infer_latents(model, dev, data, steps, sampler, masks=masks)
     out = anomaly_scores(model, dev, data, z, masks=masks)
-    pca = fit_pca(trained.training_examples(), math.prod(model.generator.latent_shape), dev,
-                  clip=model.modality.data_range)
+    pca = baseline_pca(model, trained.training_examples(), dev)
     out["pca_residual"] = pca.per_example_mse(data, dev, model.metric_scale).double()
     return out
 
@@ -264,6 +271,9 @@ def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
     opened = {name: open_source(trained, source, f"--{name}-data") for name, source in sets.items()}
     train = opened["train"][0] if sets.get("train", "") is None else trained.training_examples()
     masks: dict[str, Masks] = {}
+    if mask and model.observation.operator is not None:
+        raise UserError(f"--mask {mask}: the run learned from indirect observations "
+                        f"(--observe {model.config.observe}); leave --mask out")
     if mask:
         # A file of one mask per example fits one set only: the other sets are left out.
         parsed = parse_masks(mask, model.modality, model.options,
@@ -274,8 +284,7 @@ def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
             parsed.check(len(data), "the training data" if name == "train" else f"--{name}-data")
         opened = {name: v for name, v in opened.items() if name in masks}
     # clipped to the data range, as the generator's reconstructions are
-    pca = fit_pca(train, math.prod(model.generator.latent_shape), dev,
-                  clip=model.modality.data_range)
+    pca = baseline_pca(model, train, dev)
     result: dict[str, Any] = {}
     latents: dict[str, torch.Tensor] = {}
     for name, (data, banked) in opened.items():

@@ -6,6 +6,8 @@ import math
 
 from torch import Tensor
 
+from latentgen.model.operators import Operator
+
 #: the smallest sigma learning may reach (model units): a generator that fits its training
 #: examples exactly would otherwise drive sigma, and with it every Langevin step, to zero
 SIGMA_FLOOR = 0.01
@@ -19,9 +21,13 @@ class GaussianObservation:
     0 = missing, broadcastable to the data) removes missing entries from the sum entirely.
     """
 
-    def __init__(self, sigma: float, learn: bool = False) -> None:
+    def __init__(self, sigma: float, learn: bool = False,
+                 operator: Operator | None = None) -> None:
         if not sigma > 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
+        #: a known linear map A: the data are observed as y = A x (``--observe``), so the
+        #: energy compares A f(Z) with y; None: y = x
+        self.operator = operator
         self.sigma = float(sigma)
         #: the sigma the run started from (``--sigma``): the Langevin step is given at it
         self.initial = float(sigma)
@@ -49,8 +55,17 @@ class GaussianObservation:
         if "sigma" in state:
             self.sigma = float(state["sigma"])
 
+    def measure(self, x: Tensor) -> Tensor:
+        """What is observed of data ``x``: A x, or x itself."""
+        return x if self.operator is None else self.operator(x)
+
+    def residual(self, y: Tensor, x: Tensor) -> Tensor:
+        """y - A x for observations ``y`` and data-space ``x`` (the generator's output)."""
+        return y - self.measure(x)
+
     def energy(self, y: Tensor, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        diff = y - x
+        """||y - A x||^2 / (2 sigma^2) per example, ``y`` observed, ``x`` in data space."""
+        diff = self.residual(y, x)
         sq = diff * diff
         if mask is not None:
             sq = sq * mask

@@ -12,11 +12,13 @@ from latentgen.data.prepared import is_prepared, open_prepared, prepared_options
 from latentgen.errors import UserError
 from latentgen.model.generator import Generator
 from latentgen.model.observation import GaussianObservation
+from latentgen.model.operators import parse_operator
 from latentgen.model.priors import Prior, PriorSettings, make_prior
 from latentgen.model.samplers import Sampler
 from latentgen.plugins.modality import Modality
 from latentgen.plugins.registry import get_registry, owner_of
 from latentgen.runtime.files import WriteError
+from latentgen.runtime.seeding import derive_seed
 from latentgen.training.config import TrainConfig
 
 
@@ -53,8 +55,11 @@ class Model:
                            PriorSettings(steps=config.prior_steps,
                                          step_size=config.prior_step_size,
                                          width=config.prior_width, depth=config.prior_depth))
+        operator = (parse_operator(config.observe, tuple(generator.data_shape),
+                                   derive_seed(config.seed, "observe"))
+                    if config.observe else None)
         return cls(config, modality, options, generator, prior,
-                   GaussianObservation(config.sigma, config.learn_sigma))
+                   GaussianObservation(config.sigma, config.learn_sigma, operator))
 
     def sampler(self, name: str | None = None, step_size: float | None = None) -> Sampler:
         """A sampler by name (the run's own by default); without ``step_size``, the run's step

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from latentgen.data.mask_specs import MASK_HELP
+from latentgen.data.mask_specs import MASK_HELP, OBSERVE_HELP
 from latentgen.errors import UserError
 from latentgen.runtime.devices import check_device
 from latentgen.runtime.speed import Precision
@@ -124,6 +124,9 @@ class TrainConfig:
                                           "off.", unit="epochs", minimum=1,
                                           panel="Error curves", resumable=True)
     mask: str | None = setting(None, "Learn from incomplete data: " + MASK_HELP + ".")
+    observe: str | None = setting(None, "Learn from indirect observations y = A x with a known "
+                                  "linear A: " + OBSERVE_HELP + ". The model sees only y; "
+                                  "reconstruct and evaluate recover x. none: the data itself.")
     max_steps: int | None = setting(None, "Stop after N ABP iterations in all (a checkpoint is "
                                     "written there, even mid-epoch; --resume continues from "
                                     "it); none: every epoch.", minimum=1, panel="Scale",
@@ -170,6 +173,9 @@ class TrainConfig:
                             "learning step in float64)")
         if not isinstance(self.modality_options, dict):
             raise UserError("modality_options must be a table ([modality_options])")
+        if self.observe and self.mask:
+            raise UserError("--observe and --mask do not combine: a mask is an operator "
+                            "too; give one of them")
 
     # -- dict / TOML ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -214,7 +214,7 @@ class ABPEngine:
         with torch.no_grad():
             # summed in float64: a learned sigma is set from these sums, and N processes must
             # arrive at the sigma one process does (float32 sums depend on the split)
-            sq = (y - x.to(y.dtype)).double().pow(2)
+            sq = self.observation.residual(y, x.to(y.dtype)).double().pow(2)
             sums = torch.stack([energy.detach().sum(),
                                 (sq * mask).sum() if mask is not None else sq.sum(),
                                 (mask.expand_as(sq).sum() if mask is not None
@@ -294,7 +294,8 @@ class ABPEngine:
                                 pin_memory=self.device.type == "cuda")
         for b in range(progress.batch, end):
             index, rows, size = plan.batch(b)
-            y = data.decode(to_device(next(stored), self.device))
+            # the observations y = A x (``--observe``); x itself otherwise
+            y = self.observation.measure(data.decode(to_device(next(stored), self.device)))
             mask = self.masks.for_indices(index, self.device) if self.masks else None
             loss, mse = self.train_batch(y, index, epoch, b, mask, rows=rows, batch_size=size)
             progress.prior_sum += self.last_prior_loss * size
