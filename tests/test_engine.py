@@ -74,7 +74,8 @@ def test_checkpoint_contents(tiny_data, tmp_path):
     assert ckpt["latents"].shape == (128, 4)
     assert ckpt["plugin"]["name"] == "image" and ckpt["plugin"]["version"]
     stored = tomllib.loads((tmp_path / "run/config.toml").read_text())
-    assert stored["modality_options"] == {"image_size": 16, "channels": 1, "width": 8}
+    assert stored["modality_options"] == {"image_size": 16, "channels": 1, "width": 8,
+                                          "latent_field": False, "crops": 0}
     assert (tmp_path / "run/checkpoints/epoch_0001.pt").exists()
     assert not list((tmp_path / "run/checkpoints").glob("*.tmp"))
 
