@@ -304,3 +304,18 @@ def test_the_documented_prior_trains_as_a_plugin(tiny_data, tmp_path):
         assert torch.isfinite(run.synthesize(4)).all()
     finally:
         unregister_plugin("laplace-prior")
+
+
+def test_a_process_without_rows_of_a_batch_takes_the_prior_step_too():
+    """Under torchrun a small last batch can leave a process no examples: it still draws the
+    batch's prior latents (and checks them whole) and contributes nothing to the sum."""
+    prior = EnergyPrior((2,), PriorSettings(steps=5, width=8, depth=1))
+    bank = LatentBank.from_prior(StandardNormal((2,)), 4, seed=0)
+    engine = ABPEngine(Identity(), prior, Langevin(0.1), GaussianObservation(0.3), bank,
+                       langevin_steps=2, batch_size=4, lr=1e-3, seed=0)
+    before = [p.detach().clone() for p in prior.net.parameters()]
+    loss = engine._learn_prior(torch.zeros(0, 2), epoch=1, batch=0, size=4,
+                               rows=torch.zeros(0, dtype=torch.long))
+    assert loss == 0.0
+    # Adam with a zero gradient leaves the weights where they were
+    assert all(torch.equal(a, b) for a, b in zip(before, prior.net.parameters()))

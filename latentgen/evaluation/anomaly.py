@@ -25,6 +25,8 @@ from torch import Tensor
 
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks
+from latentgen.errors import UserError
+from latentgen.evaluation.baselines import PCA, IndirectPCA
 
 if TYPE_CHECKING:
     from latentgen.training.assembly import Model
@@ -60,6 +62,29 @@ def anomaly_scores(model: Model, device: torch.device, data: Examples, z: Tensor
     out = {k: torch.cat(v) for k, v in parts.items()}
     out["score"] = out["reconstruction"] + out["prior"]
     return {k: out[k] for k in ("score", "reconstruction", "prior", "mse")}
+
+
+@torch.no_grad()
+def pca_residuals(pca: PCA | IndirectPCA, data: Examples, device: torch.device,
+                  masks: Masks | None = None, batch_size: int = 512) -> Tensor:
+    """The baseline score of each example: PCA's mean squared residual on what the model sees
+    of it, the observed entries (``masks``) or its observations y = A x (``IndirectPCA``,
+    PCA fitted on y), (n,) on the CPU in model units."""
+    out = []
+    for index in torch.arange(len(data)).split(batch_size):
+        x = data.get(index, device).float()
+        if isinstance(pca, IndirectPCA):
+            y = pca.operator(x)
+            out.append((y - pca.pca.reconstruct(y)).pow(2).flatten(1).mean(1).double().cpu())
+            continue
+        sq = (x - pca.reconstruct(x)).pow(2)
+        if masks is None:
+            out.append(sq.flatten(1).mean(1).double().cpu())
+            continue
+        m = masks.for_indices(index, device).expand_as(sq)
+        out.append(((sq * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1))
+                   .double().cpu())
+    return torch.cat(out)
 
 
 def _check(scores: Tensor | np.ndarray, labels: Tensor | np.ndarray
@@ -113,8 +138,12 @@ def detection_summary(model_normal: Tensor, model_anomalous: Tensor, pca_normal:
                       pca_anomalous: Tensor) -> dict[str, Any]:
     """What `evaluate` reports: the model's score and PCA's residual, side by side, with the
     AUPRC of a score that knows nothing (the share of anomalies)."""
-    model = detection(model_normal, model_anomalous)
-    pca = detection(pca_normal, pca_anomalous)
+    try:
+        model = detection(model_normal, model_anomalous)
+        pca = detection(pca_normal, pca_anomalous)
+    except ValueError as exc:  # e.g. inference that diverged on some example
+        raise UserError(f"anomaly detection of --negative-data against --test-data: {exc}; "
+                        "check both sets (and --infer-steps)") from None
     n, m = len(model_normal), len(model_anomalous)
     return {"auroc": model["auroc"], "auprc": model["auprc"], "pca_auroc": pca["auroc"],
             "pca_auprc": pca["auprc"], "chance_auprc": m / (n + m), "n_normal": n,

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks, parse_masks
 from latentgen.errors import UserError
-from latentgen.evaluation.anomaly import anomaly_scores, detection_summary
+from latentgen.evaluation.anomaly import anomaly_scores, detection_summary, pca_residuals
 from latentgen.evaluation.baselines import (
     REGIME_RULE,
     baseline_pca,
@@ -192,7 +192,7 @@ def score(trained: Run, source: Source = None, steps: int = DEFAULT_STEPS,
         z = infer_latents(model, dev, data, steps, sampler, masks=masks)
     out = anomaly_scores(model, dev, data, z, masks=masks)
     pca = baseline_pca(model, trained.training_examples(), dev)
-    out["pca_residual"] = pca.per_example_mse(data, dev, model.metric_scale).double()
+    out["pca_residual"] = pca_residuals(pca, data, dev, masks) * model.metric_scale
     return out
 
 
@@ -316,7 +316,7 @@ def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
         held = {name: anomaly_scores(model, dev, opened[name][0], latents[name],
                                      masks=masks.get(name))["score"]
                 for name in ("test", "negative")}
-        residual = {name: pca.per_example_mse(opened[name][0], dev)
+        residual = {name: pca_residuals(pca, opened[name][0], dev, masks.get(name))
                     for name in ("test", "negative")}
         result["anomaly"] = detection_summary(held["test"], held["negative"],
                                               residual["test"], residual["negative"])

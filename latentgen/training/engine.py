@@ -233,10 +233,12 @@ class ABPEngine:
         assert self.prior_net is not None and self.prior_optimizer is not None
         rng = derived_generator(self.seed, "prior-draws", epoch, batch)
         z_prior = self.prior.sample(size, generator=rng, device=self.device)
-        if rows is not None and len(rows) != size:
-            z_prior = z_prior[rows.to(self.device)]
+        # checked whole, before this process's rows are kept: every process holds the same
+        # draws, so all stop together (and a process without rows has something to check)
         if not bool(torch.isfinite(z_prior).all()) or float(z_prior.abs().max()) > DRAW_LIMIT:
             raise PriorDiverged(f"its draws grew beyond {DRAW_LIMIT:g}")
+        if rows is not None and len(rows) != size:
+            z_prior = z_prior[rows.to(self.device)]
         net = self.prior_net
         if self.prior_shadow is not None:
             self.prior_shadow.load_state_dict(net.state_dict())

@@ -26,6 +26,9 @@ from torch import Tensor, nn
 
 from latentgen import Prior, PriorSettings
 
+#: draws run this many chains at a time: the chains' graphs stay small for any number asked
+DRAW_CHUNK = 4096
+
 
 def energy_net(d: int, width: int, depth: int) -> nn.Sequential:
     """d -> width (-> width) x (depth - 1) -> 1, GELU between the layers."""
@@ -83,6 +86,9 @@ class EnergyPrior(Prior):
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                device: torch.device | str = "cpu") -> Tensor:
+        if n > DRAW_CHUNK:  # many draws (e.g. as many as a large latent bank): memory flat
+            return torch.cat([self.sample(min(DRAW_CHUNK, n - i), generator, device)
+                              for i in range(0, n, DRAW_CHUNK)])
         work = self._device()
         noise_device = generator.device if generator is not None else work
 
