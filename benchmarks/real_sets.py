@@ -16,7 +16,9 @@ writes, as uint8 .npy arrays (N, H, W[, C]) that `latentgen train --data` reads:
   photograph, held-out ones from the right 30 %;
 - scenes_other.npy (300 crops of the same size of grayscale texture photographs, as RGB);
 - scenes64_train.npy (1,000), scenes64_test.npy (200), scenes64_other.npy (200): the same at
-  64 x 64, from crops 96 to 256 px wide.
+  64 x 64, from crops 96 to 256 px wide;
+- holdout_K_train.npy, holdout_K_test.npy, holdout_K_other.npy for each digit K: 80 % and
+  20 % of the other nine classes, and every K (anomaly detection with one digit held out).
 
 Every split is drawn from a fixed seed, so the same command makes the same files.
 """
@@ -90,13 +92,31 @@ def scenes64(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return scenes(rng, 64, 1000, 200, "scenes64")
 
 
+def digit_holdouts(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """For each digit k, an anomaly-detection split of all 1,797 digits: 80 % of the other
+    nine classes to train on (holdout_k_train), the other 20 % (holdout_k_test) and every
+    example of digit k (holdout_k_other)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    pics = np.stack([_resize((im * 255 / 16).round().astype(np.uint8), 16) for im in d.images])
+    out = {}
+    for k in range(10):
+        seen = rng.permutation(np.flatnonzero(d.target != k))
+        cut = int(0.8 * len(seen))
+        out[f"holdout_{k}_train"] = pics[seen[:cut]]
+        out[f"holdout_{k}_test"] = pics[seen[cut:]]
+        out[f"holdout_{k}_other"] = pics[d.target == k]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="folder for the .npy files")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for make in (digits, lfw, scenes, scenes64):
+    for make in (digits, lfw, scenes, scenes64, digit_holdouts):
         for name, arr in make(np.random.default_rng(args.seed)).items():
             np.save(args.out / f"{name}.npy", arr)
             print(f"{args.out / name}.npy {arr.shape}")
