@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+import latentgen
 from latentgen import UserError
 from latentgen.plugins.registry import get_registry
 from tests.conftest import train_from_cli
@@ -296,3 +297,38 @@ def test_bad_video_options_are_one_line_errors(cli, tmp_path):
         res = cli("train", "--modality", "video", flag, value, "--out", tmp_path / "x")
         assert res.code == 2 and message in res.err, res
         assert not (tmp_path / "x").exists()
+
+
+# -- the dynamic generator ----------------------------------------------------------------------
+def test_the_dynamic_generator_makes_clips_of_any_length():
+    from latentgen_video.dynamic import HEAD, DynamicGenerator
+
+    torch.manual_seed(0)
+    gen = DynamicGenerator(4, frames=6, channels=3, base=4, n_up=2, width=8)
+    assert gen.latent_shape == (4, 6 + HEAD) and gen.data_shape == (3, 6, 16, 16)
+    z = torch.randn(2, 4, 6 + HEAD, requires_grad=True)
+    x = gen(z)
+    assert x.shape == (2, 3, 6, 16, 16) and torch.isfinite(x).all()
+    x.sum().backward()
+    assert z.grad is not None and bool((z.grad[:, :, HEAD:] != 0).any())  # through time
+    longer = torch.cat([z.detach(), torch.randn(2, 4, 18)], dim=2)
+    y = gen(longer)
+    assert y.shape == (2, 3, 24, 16, 16)
+    # the first frames depend on the first innovations only: a longer latent continues a clip
+    torch.testing.assert_close(y[:, :, :6], x.detach())
+
+
+def test_dynamic_video_trains_and_synthesizes_four_times_longer(tmp_path, cli):
+    out = tmp_path / "run"
+    res = cli("train", "--out", out, *TINY_VIDEO, "--dynamic", "--epochs", "1", "--max-steps",
+              "3")
+    assert res.code == 0, res
+    run = latentgen.load_run(out, "cpu")
+    assert run.config.prior == "normal"  # the dynamic generator's own default
+    x = run.synthesize(2, scale=4)
+    assert x.shape == (2, 1, 32, 16, 16) and torch.isfinite(x).all()
+    res = cli("synthesize", out, "--n", "1", "--scale", "2", "--format", "gif", "--out",
+              tmp_path / "long")
+    assert res.code == 0, res
+    res = cli("train", "--out", tmp_path / "bad", *TINY_VIDEO, "--dynamic", "--latent-field")
+    assert res.code != 0 and "choose one" in res.err

@@ -11,19 +11,22 @@ gives a longer clip.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
+from latentgen import Examples, Generator, Modality, UpsamplingGenerator, UserError, option
 from latentgen.data import check_picture_size, doubling_plan, encode_uint8
 from latentgen.model import halving_widths
 
 from .containers import read_frames, write_gif, write_mp4
 from .datasets import decode, open_videos
+from .dynamic import HEAD, DynamicGenerator
 from .strips import frame_strip, frames_last, tile
 
 MAX_FRAMES = 512
@@ -45,6 +48,10 @@ class VideoOptions:
     latent_field: bool = option(False, "a spatio-temporal latent field (d x t x h x w) instead "
                                        "of a vector: the generator is fully convolutional and "
                                        "a longer field gives a longer clip")
+    dynamic: bool = option(False, "the dynamic generator: a state s_t = tanh(s_(t-1) + "
+                                  "F([xi_t, s_(t-1)])) driven by an innovation xi_t per frame, "
+                                  "each frame drawn from [content, s_t] by an image generator "
+                                  "(clips of any length: synthesize --scale K)")
 
 
 Size3 = tuple[int, int, int]
@@ -94,8 +101,36 @@ class VideoModality(Modality):
             raise UserError(f"--fps must be between 0.5 and 120, got {opts.fps}")
         if opts.width < 1:
             raise UserError(f"--width must be at least 1, got {opts.width}")
+        if opts.dynamic and opts.latent_field:
+            raise UserError("--dynamic and --latent-field are two generators; choose one")
 
-    def build_generator(self, latent_dim: int, opts: VideoOptions) -> UpsamplingGenerator:
+    def train_defaults_for(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        # the dynamic generator's latent mixes content, state and innovations in one field:
+        # its published prior is N(0, I), not one Gaussian pooled over those
+        if options.get("dynamic"):
+            return {**self.train_defaults, "prior": "normal"}
+        return dict(self.train_defaults)
+
+    def scaled(self, opts: VideoOptions, latent_shape: tuple[int, ...], scale: int
+               ) -> tuple[VideoOptions, tuple[int, ...]]:
+        """K times as many frames: K times the innovations of the dynamic generator, or a
+        latent field K times longer."""
+        longer = replace(opts, frames=opts.frames * scale)
+        if opts.dynamic:
+            d, length = latent_shape
+            return longer, (d, (length - HEAD) * scale + HEAD)
+        if opts.latent_field:
+            d, t, h, w = latent_shape
+            return longer, (d, t * scale, h, w)
+        raise UserError("--scale needs a generator that makes clips of any length; train "
+                        "with --dynamic or --latent-field")
+
+    def build_generator(self, latent_dim: int, opts: VideoOptions) -> Generator:
+        if opts.dynamic:
+            plan = doubling_plan(opts.image_size)
+            assert plan is not None, "validate_options admits only planned sizes"
+            return DynamicGenerator(latent_dim, opts.frames, opts.channels, plan[0], plan[1],
+                                    opts.width, HEADROOM)
         base, strides = generator_plan(opts.frames, opts.image_size)
         widths = halving_widths(opts.width, len(strides))
         return UpsamplingGenerator(dims=3, latent_dim=latent_dim, out_channels=opts.channels,
