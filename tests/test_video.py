@@ -332,3 +332,27 @@ def test_dynamic_video_trains_and_synthesizes_four_times_longer(tmp_path, cli):
     assert res.code == 0, res
     res = cli("train", "--out", tmp_path / "bad", *TINY_VIDEO, "--dynamic", "--latent-field")
     assert res.code != 0 and "choose one" in res.err
+
+
+def test_the_lds_baseline_recovers_missing_frames_of_a_linear_system():
+    from latentgen_video.lds import LDS
+
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(16, 2, generator=g, dtype=torch.float64))[0].T
+    angle = torch.tensor(0.3, dtype=torch.float64)
+    rot = torch.stack([torch.stack([angle.cos(), -angle.sin()]),
+                       torch.stack([angle.sin(), angle.cos()])])
+    a = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    coef = []
+    for _ in range(12):
+        coef.append(a)
+        a = a @ rot.T
+    x = (torch.stack(coef, 1) @ basis).reshape(40, 12, 1, 4, 4).transpose(1, 2).float() * 0.3
+    lds = LDS.fit(x[:30], k=2)
+    observed = torch.ones(12, dtype=torch.bool)
+    observed[4:8] = False
+    got = lds.recover(x[30:], observed)
+    assert torch.equal(got[:, :, observed], x[30:][:, :, observed])
+    assert float((got - x[30:]).abs().max()) < 1e-3  # the dynamics are exactly linear
+    samples = lds.sample(5, 48, torch.Generator().manual_seed(1))
+    assert samples.shape == (5, 1, 48, 4, 4) and torch.isfinite(samples).all()
