@@ -18,7 +18,10 @@ writes, as uint8 .npy arrays (N, H, W[, C]) that `latentgen train --data` reads:
 - scenes64_train.npy (1,000), scenes64_test.npy (200), scenes64_other.npy (200): the same at
   64 x 64, from crops 96 to 256 px wide;
 - holdout_K_train.npy, holdout_K_test.npy, holdout_K_other.npy for each digit K: 80 % and
-  20 % of the other nine classes, and every K (anomaly detection with one digit held out).
+  20 % of the other nine classes, and every K (anomaly detection with one digit held out);
+- moving_digits_train.npy (2,000 clips), moving_digits_test.npy (300): videos (N, T, H, W)
+  of 16 frames, a 16 x 16 digit gliding over a 32 x 32 black field at a constant velocity
+  and rebounding from its sides; held-out clips move the other 20 % of the digit scans.
 
 Every split is drawn from a fixed seed, so the same command makes the same files.
 """
@@ -110,13 +113,40 @@ def digit_holdouts(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return out
 
 
+def moving_digits(rng: np.random.Generator, frames: int = 16, size: int = 32,
+                  n_train: int = 2000, n_test: int = 300) -> dict[str, np.ndarray]:
+    """Clips of one digit gliding and rebouncing (a moving-digits video set)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    pics = np.stack([_resize((im * 255 / 16).round().astype(np.uint8), 16) for im in d.images])
+    order = rng.permutation(len(pics))
+    cut = int(0.8 * len(pics))
+
+    def clips(source: np.ndarray, n: int) -> np.ndarray:
+        out = np.zeros((n, frames, size, size), np.uint8)
+        span = size - 16
+        for i in range(n):
+            pic = source[rng.integers(len(source))]
+            start = rng.uniform(0, span, 2)
+            speed = rng.uniform(-2.0, 2.0, 2)  # pixels per frame
+            for t in range(frames):
+                u = (start + speed * t) % (2 * span)  # reflected at both sides
+                y, x = np.where(u < span, u, 2 * span - u).round().astype(int)
+                out[i, t, y:y + 16, x:x + 16] = pic
+        return out
+
+    return {"moving_digits_train": clips(pics[order[:cut]], n_train),
+            "moving_digits_test": clips(pics[order[cut:]], n_test)}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="folder for the .npy files")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for make in (digits, lfw, scenes, scenes64, digit_holdouts):
+    for make in (digits, lfw, scenes, scenes64, digit_holdouts, moving_digits):
         for name, arr in make(np.random.default_rng(args.seed)).items():
             np.save(args.out / f"{name}.npy", arr)
             print(f"{args.out / name}.npy {arr.shape}")

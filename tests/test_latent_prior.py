@@ -120,3 +120,46 @@ def test_latent_gap_tells_a_bank_that_follows_the_prior_from_one_that_does_not()
     far = latent_gap(2.5 * torch.randn(800, 6) + 1.0, prior)
     assert not far["matches"] and far["mmd"] > far["mmd_threshold"]
     assert far["kl"] > 3 and 4 < far["cov_eig_max"] < 9 and far["mean_distance"] > 2
+
+
+def test_roles_of_latent_positions_get_a_law_each():
+    # a (2, 5) latent: position 0 one role, positions 1..4 another (the dynamic generator's
+    # layout in small); a longer field keeps the rule
+    def roles(shape):
+        r = torch.ones(shape[1], dtype=torch.long)
+        r[0] = 0
+        return r
+
+    prior = LearnedGaussian((2, 5))
+    prior.assign_roles(roles)
+    z = torch.randn(400, 2, 5, dtype=torch.float64)
+    z[:, :, 0] = z[:, :, 0] * 3.0 + 4.0
+    prior.learn([LatentMoments.of(z, roles((2, 5)) == r) for r in range(2)])
+    assert prior.mean.shape == (2, 2)
+    torch.testing.assert_close(prior.mean[0], torch.full((2,), 4.0, dtype=torch.float64),
+                               atol=0.4, rtol=0)
+    torch.testing.assert_close(prior.mean[1], torch.zeros(2, dtype=torch.float64), atol=0.15,
+                               rtol=0)
+    # log p and its gradient: the sum of each position's Gaussian of its role
+    x = torch.randn(3, 2, 5, dtype=torch.float64)
+    laws = [torch.distributions.MultivariateNormal(prior.mean[r], scale_tril=prior.scale[r])
+            for r in range(2)]
+    exact = lambda v: sum(laws[int(r)].log_prob(v[:, :, p])  # noqa: E731
+                          for p, r in enumerate(roles((2, 5))))
+    torch.testing.assert_close(prior.log_prob(x), exact(x))
+    x.requires_grad_(True)
+    (auto,) = torch.autograd.grad(exact(x).sum(), x)
+    torch.testing.assert_close(prior.grad_log_prob(x.detach()), auto)
+    assert torch.allclose(prior.mode(1)[0, :, 0].double(), prior.mean[0].double())
+    draws = prior.sample(2000, generator=torch.Generator().manual_seed(0))
+    assert abs(float(draws[:, :, 0].mean()) - 4.0) < 0.3 and abs(float(draws[:, :, 3].mean())) < 0.2
+    # a longer field: the rule asked again; the state round-trips
+    longer = prior.resized((2, 9))
+    assert longer.sample(2).shape == (2, 2, 9)
+    assert longer.log_prob(torch.zeros(1, 2, 9)).shape == (1,)
+    other = LearnedGaussian((2, 5))
+    other.assign_roles(roles)
+    other.load_state_dict(prior.state_dict())
+    torch.testing.assert_close(other.log_prob(x.detach()), prior.log_prob(x.detach()))
+    with pytest.raises(ValueError, match="roles"):
+        other.load_state_dict({"mean": torch.zeros(2), "scale": torch.eye(2)})

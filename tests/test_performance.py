@@ -70,8 +70,42 @@ def test_bf16_and_fp32_training_agree_in_outcome(tiny_data, tmp_path):
 
 def test_bad_precision_is_a_one_line_error(cli, tiny_data, tmp_path):
     res = cli("train", "--data", tiny_data["train"], "--precision", "fp8", "--out", tmp_path / "r")
-    assert res.code == 2 and "--precision must be fp32 or bf16" in res.err
+    assert res.code == 2 and "--precision must be fp32, bf16 or auto" in res.err
     assert not (tmp_path / "r").exists()
+
+
+def test_auto_precision_takes_bf16_only_on_bf16_matrix_units(monkeypatch):
+    from latentgen.runtime import speed
+
+    cpu = torch.device("cpu")
+    assert speed.resolve_precision("bf16", cpu) == ("bf16", "asked for")
+    assert speed.resolve_precision("fp32", cpu)[0] == "fp32"
+    for amx, avx_bf16, chosen in ((True, True, "bf16"), (False, True, "fp32"),
+                                  (False, False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx_bf16: v)
+        got, why = speed.resolve_precision("auto", cpu)
+        assert got == chosen and why.startswith("auto: ")
+    cuda = torch.device("cuda")
+    for capability, chosen in (((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp32")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d, c=capability: c)
+        assert speed.resolve_precision("auto", cuda)[0] == chosen
+
+
+def test_runs_resume_across_precisions(tiny_data, tmp_path, cli):
+    out = tmp_path / "run"
+    common = ["--data", tiny_data["train"], "--image-size", "16", "--channels", "1",
+              "--latent-dim", "4", "--width", "8", "--langevin-steps", "2", "--device", "cpu"]
+    assert cli("train", *common, "--epochs", "1", "--out", out).code == 0
+    first = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    res = cli("train", "--epochs", "2", "--precision", "bf16", "--resume", "--out", out)
+    assert res.code == 0, res
+    second = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert second["epoch"] == 2 and set(second["generator"]) == set(first["generator"])
+    assert all(second["generator"][k].dtype == v.dtype for k, v in first["generator"].items())
+    res = cli("train", "--epochs", "3", "--precision", "auto", "--resume", "--out", out)
+    assert res.code == 0, res
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 3
 
 
 def test_langevin_flops_are_a_forward_and_a_backward_pass():
@@ -105,7 +139,18 @@ def test_bench_prints_its_figures_as_json(cli):
               "--repeats", "1", "--json")
     assert res.code == 0 and json.loads(res.out)["data_shape"] == [1, 1000]
     res = cli("bench", "--precision", "fp16")
-    assert res.code == 2 and "--precision must be fp32 or bf16" in res.err
+    assert res.code == 2 and "--precision must be fp32, bf16 or auto" in res.err
+    res = cli("bench", "--image-size", "16", "--channels", "1", "--batch-size", "4",
+              "--langevin-steps", "1", "--repeats", "1", "--device", "cpu", "--precision",
+              "auto", "--json")
+    assert res.code == 0, res
+    out = json.loads(res.out)
+    from latentgen.runtime.speed import resolve_precision
+
+    assert (out["precision"], out["precision_reason"]) == resolve_precision(
+        "auto", torch.device("cpu"))
+    assert out["precision_asked"] == "auto" and out["peak_precision"] == out["precision"]
+    assert set(out["cpu"]) >= {"model", "avx512", "avx512_bf16", "amx_tile"}
 
 
 @pytest.mark.slow

@@ -101,3 +101,19 @@ def test_scale_needs_a_latent_field(trained_run, tmp_path, cli):
     assert len(res.err.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
     res = cli("synthesize", trained_run, "--n", "2", "--scale", "0", "--out", tmp_path / "s")
     assert res.code != 0 and "--scale must be at least 1" in res.err
+
+
+
+def test_measuring_at_scale_refuses_a_prepared_file_in_one_line(tmp_path, cli):
+    packed = tmp_path / "crops.lgd"
+    res = cli("prepare", "--out", packed, "--modality", "image", "--image-size", "16",
+              "--channels", "1", "--crops", "24", "--latent-field")
+    assert res.code == 0, res
+    out = tmp_path / "run"
+    res = cli("train", "--out", out, *TINY_TEXTURE, "--data", packed, "--epochs", "1")
+    assert res.code == 0, res
+    res = cli("evaluate", out, "--synthesis", "--no-reconstruction", "--scale", "2",
+              "--reference", "builtin:texture-test", "--n", "8")
+    assert res.code != 0 and "prepared file" in res.err
+    assert len(res.err.strip().splitlines()) == 1
+    assert cli("synthesize", out, "--n", "1", "--scale", "2", "--out", tmp_path / "s").code == 0

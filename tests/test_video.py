@@ -318,13 +318,42 @@ def test_the_dynamic_generator_makes_clips_of_any_length():
     torch.testing.assert_close(y[:, :, :6], x.detach())
 
 
+def test_training_truncates_back_propagation_at_each_window_and_inference_does_not():
+    from latentgen_video.dynamic import HEAD, DynamicGenerator
+
+    torch.manual_seed(0)
+    gen = DynamicGenerator(4, frames=8, channels=1, base=4, n_up=1, width=4, window=3)
+    z = torch.randn(1, 4, 8 + HEAD)
+    last_frame_grad = {}
+    for mode in ("train", "eval"):
+        getattr(gen, mode)()
+        zz = z.clone().requires_grad_(True)
+        x = gen(zz)
+        x[:, :, -1].sum().backward()  # frame 8 lies in the third window (frames 7..8)
+        last_frame_grad[mode] = zz.grad[0].abs().sum(0)
+        with torch.no_grad():  # the same clip either way: truncation only cuts gradients
+            torch.testing.assert_close(gen(z), x.detach())
+    train, full = last_frame_grad["train"], last_frame_grad["eval"]
+    innovations = train[HEAD:]
+    assert bool((innovations[:6] == 0).all())  # earlier windows: cut at the seams
+    assert bool((innovations[6:] != 0).all())  # its own window
+    assert float(train[1]) == 0.0 and float(full[1]) > 0  # s_0 only through the whole clip
+    assert bool((full[HEAD:] != 0).all())
+    assert float(train[0]) > 0  # the content reaches every frame directly
+
+
 def test_dynamic_video_trains_and_synthesizes_four_times_longer(tmp_path, cli):
     out = tmp_path / "run"
-    res = cli("train", "--out", out, *TINY_VIDEO, "--dynamic", "--epochs", "1", "--max-steps",
-              "3")
+    res = cli("train", "--out", out, *TINY_VIDEO, "--dynamic", "--window", "4", "--epochs", "1",
+              "--max-steps", "3")
     assert res.code == 0, res
     run = latentgen.load_run(out, "cpu")
-    assert run.config.prior == "normal"  # the dynamic generator's own default
+    assert run.config.prior == "gaussian"
+    # content, initial state and innovations: one law each, also for a longer clip
+    assert run.prior.means.shape == (3, 4) and run.prior.scales.shape == (3, 4, 4)
+    longer = run.prior.resized((4, 4 * 8 + 2))
+    assert longer.sample(2).shape == (2, 4, 34) and longer.mode(1).shape == (1, 4, 34)
+    assert run.model.options.window == 4 and run.generator.window == 4
     x = run.synthesize(2, scale=4)
     assert x.shape == (2, 1, 32, 16, 16) and torch.isfinite(x).all()
     res = cli("synthesize", out, "--n", "1", "--scale", "2", "--format", "gif", "--out",
@@ -332,6 +361,8 @@ def test_dynamic_video_trains_and_synthesizes_four_times_longer(tmp_path, cli):
     assert res.code == 0, res
     res = cli("train", "--out", tmp_path / "bad", *TINY_VIDEO, "--dynamic", "--latent-field")
     assert res.code != 0 and "choose one" in res.err
+    res = cli("train", "--out", tmp_path / "bad", *TINY_VIDEO, "--dynamic", "--window", "-1")
+    assert res.code != 0 and "--window" in res.err and not (tmp_path / "bad").exists()
 
 
 def test_the_lds_baseline_recovers_missing_frames_of_a_linear_system():

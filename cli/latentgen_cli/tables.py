@@ -149,10 +149,19 @@ def plugins_table(console: Console, as_json: bool) -> None:
 
 
 def bench_table(console: Console, result: dict[str, Any]) -> None:
+    precision = result["precision"]
+    if result.get("precision_asked") == "auto":
+        precision += f" ({result['precision_reason']})"
+    cpu = result.get("cpu", {})
+    device = result["device_name"]
+    if device == "cpu" and cpu:
+        matrix = [name for name, key in (("AVX-512", "avx512"), ("AVX512-BF16", "avx512_bf16"),
+                                         ("AMX", "amx_tile")) if cpu.get(key)]
+        device = f"{cpu['model']} ({', '.join(matrix) or cpu.get('capability', 'cpu')})"
     table = Table(title=f"latentgen bench — {result['modality']} "
                         f"{'x'.join(map(str, result['data_shape']))}, batch "
                         f"{result['batch_size']}, L = {result['langevin_steps']}, "
-                        f"{result['device_name']}, {result['precision']}, "
+                        f"{device}, {precision}, "
                         f"{result['threads']} threads, torch {result['torch']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -160,7 +169,8 @@ def bench_table(console: Console, result: dict[str, Any]) -> None:
             ("Langevin steps/s", f"{result['langevin_steps_per_s']:.2f}"),
             ("Langevin phase", f"{result['langevin_flops_per_s'] / 1e9:.1f} GFLOP/s"),
             ("learning step", f"{result['learning_flops_per_s'] / 1e9:.1f} GFLOP/s"),
-            ("matmul peak", f"{result['peak_flops'] / 1e9:.1f} GFLOP/s"),
+            (f"matmul peak ({result['precision']})",
+             f"{result['peak_flops'] / 1e9:.1f} GFLOP/s"),
             ("Langevin fraction of peak", f"{result['langevin_fraction_of_peak']:.3f}"),
             ("MFU (whole iteration)", f"{result['mfu']:.3f}"),
             ("engine / plain loop time", f"{result['reference_ratio']:.3f}")]

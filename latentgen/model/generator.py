@@ -18,3 +18,12 @@ class Generator(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def latent_roles(self, latent_shape: tuple[int, ...]) -> Tensor | None:
+        """Which positions of a latent field of ``latent_shape`` play which part: a long
+        tensor with a role index (0, 1, ...) per position of the flattened field, or None
+        when every position plays the same part (the default). A prior that learns from the
+        latent bank (``gaussian``) then learns one law per role; a longer field (``--scale``)
+        asks again for its own shape."""
+        return None
+

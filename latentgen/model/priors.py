@@ -25,7 +25,11 @@ class LatentMoments:
     outer: Tensor
 
     @classmethod
-    def of(cls, z: Tensor) -> LatentMoments:
+    def of(cls, z: Tensor, positions: Tensor | None = None) -> LatentMoments:
+        """Moments of ``z`` (n, d, *field); ``positions``: a boolean mask over the field's
+        positions (flattened) to pool only those."""
+        if positions is not None:
+            z = z.reshape(z.shape[0], z.shape[1], -1)[:, :, positions.to(z.device)]
         v = channel_vectors(z).double()
         return cls(float(len(v)), v.sum(0), v.T @ v)
 
@@ -112,11 +116,25 @@ class Prior(ABC):
         return torch.zeros((n, *self.latent_shape), device=device)
 
     #: True for a prior whose parameters follow the training latents: the trainer then calls
-    #: ``learn`` with the moments of the whole latent bank after every epoch
+    #: ``learn`` with the moments of the whole latent bank after every epoch (one per role,
+    #: see ``roles``)
     learns_from_bank: bool = False
+    #: which positions of a latent field follow one law: ``Generator.latent_roles``, a
+    #: function of the latent shape giving each position's role (None: all alike). A prior
+    #: that learns from the bank then learns one law per role (``assign_roles``)
+    roles: Callable[[tuple[int, ...]], Tensor | None] | None = None
 
-    def learn(self, moments: LatentMoments) -> None:
-        """Update the parameters from the banked latents' moments (priors that learn)."""
+    def assign_roles(self, roles: Callable[[tuple[int, ...]], Tensor | None]) -> None:
+        """Take the generator's roles of latent positions (before training or loading)."""
+        self.roles = roles
+
+    def role_index(self) -> Tensor | None:
+        """Each position's role (a long tensor over the flattened field), or None."""
+        return self.roles(self.latent_shape) if self.roles is not None else None
+
+    def learn(self, moments: LatentMoments | list[LatentMoments]) -> None:
+        """Update the parameters from the banked latents' moments (priors that learn): one
+        ``LatentMoments``, or one per role when the prior has ``roles``."""
 
     def contrast(self, z_posterior: Tensor, z_prior: Tensor,
                  net: nn.Module | None = None) -> Tensor:
@@ -193,24 +211,50 @@ class LearnedGaussian(Prior):
     no latent and come out as grey, faint averages. Sigma is shrunk towards a multiple of the
     identity by d / (vectors + d), which keeps it well conditioned on small data.
     It starts as N(0, I): draws of a new run are those of ``normal``.
+
+    A generator whose field positions play different parts (``Generator.latent_roles``: the
+    dynamic video generator's content, initial state and innovations) gets one N(mu_r,
+    Sigma_r) per role r, each fit to the positions of that role.
     """
 
     learns_from_bank = True
 
     def __init__(self, latent_shape: tuple[int, ...]) -> None:
         super().__init__(latent_shape)
-        d = self.latent_shape[0]
-        self.mean = torch.zeros(d, dtype=torch.float64)
-        self.scale = torch.eye(d, dtype=torch.float64)  # Cholesky factor of Sigma
-        self._cache: dict[tuple[torch.device, torch.dtype], tuple[Tensor, ...]] = {}
+        self._reset(1)
 
-    def learn(self, moments: LatentMoments) -> None:
-        mean, cov = moments.mean_cov()
-        d = len(mean)
-        shrink = d / (moments.count + d)
-        target = cov.diagonal().mean().clamp_min(1e-8) * torch.eye(d, dtype=cov.dtype)
-        cov = (1 - shrink) * cov + shrink * target
-        self.load_state_dict({"mean": mean, "scale": torch.linalg.cholesky(cov)})
+    def _reset(self, groups: int) -> None:
+        d = self.latent_shape[0]
+        self.means = torch.zeros(groups, d, dtype=torch.float64)  # one row per role
+        self.scales = torch.eye(d, dtype=torch.float64).repeat(groups, 1, 1)  # Cholesky factors
+        self._cache: dict[tuple[Any, ...], tuple[Tensor, ...]] = {}
+
+    @property
+    def mean(self) -> Tensor:
+        """mu: (d,), or (roles, d) with roles."""
+        return self.means[0] if len(self.means) == 1 else self.means
+
+    @property
+    def scale(self) -> Tensor:
+        """The Cholesky factor of Sigma: (d, d), or (roles, d, d) with roles."""
+        return self.scales[0] if len(self.scales) == 1 else self.scales
+
+    def assign_roles(self, roles: Callable[[tuple[int, ...]], Tensor | None]) -> None:
+        super().assign_roles(roles)
+        index = self.role_index()
+        self._reset(1 if index is None else int(index.max()) + 1)
+
+    def learn(self, moments: LatentMoments | list[LatentMoments]) -> None:
+        means, scales = [], []
+        for m in moments if isinstance(moments, list) else [moments]:
+            mean, cov = m.mean_cov()
+            d = len(mean)
+            shrink = d / (m.count + d)
+            target = cov.diagonal().mean().clamp_min(1e-8) * torch.eye(d, dtype=cov.dtype)
+            cov = (1 - shrink) * cov + shrink * target
+            means.append(mean)
+            scales.append(torch.linalg.cholesky(cov))
+        self.load_state_dict({"mean": torch.stack(means), "scale": torch.stack(scales)})
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"mean": self.mean.clone(), "scale": self.scale.clone()}
@@ -221,28 +265,50 @@ class LearnedGaussian(Prior):
         d = self.latent_shape[0]
         mean = state["mean"].detach().double().cpu()
         scale = state["scale"].detach().double().cpu()
-        if mean.shape != (d,) or scale.shape != (d, d):
+        if mean.dim() == 1 and scale.dim() == 2:
+            mean, scale = mean[None], scale[None]
+        groups = len(self.means)
+        if mean.shape != (groups, d) or scale.shape != (groups, d, d):
             raise ValueError(f"prior parameters of shape {tuple(mean.shape)}, "
-                             f"{tuple(scale.shape)} for latents of {d} channels")
-        self.mean, self.scale = mean, scale
+                             f"{tuple(scale.shape)} for latents of {d} channels"
+                             + (f" in {groups} roles" if groups > 1 else ""))
+        self.means, self.scales = mean, scale
         self._cache = {}
 
     def mode(self, n: int, device: torch.device | str = "cpu") -> Tensor:
-        field = self.latent_shape[1:]
-        mean = self.mean.float().to(device).view(-1, *([1] * len(field)))
-        return mean.expand(self.latent_shape).unsqueeze(0).repeat(n, *([1] * (1 + len(field))))
+        mean = self._params(torch.empty(0, device=device))[0]  # (d, positions)
+        return mean.reshape(self.latent_shape).unsqueeze(0).repeat(
+            n, *([1] * len(self.latent_shape)))
 
     def _params(self, like: Tensor) -> tuple[Tensor, ...]:
-        key = (like.device, like.dtype)
+        """Per position (positions last): mean (d, P), and with one role the shared scale,
+        inverse, precision (d, d) and log-determinant; with roles the same per position
+        (P, d, d) and (P,)."""
+        positions = math.prod(self.latent_shape[1:])
+        key = (like.device, like.dtype, positions)
         if key not in self._cache:
-            inv = torch.linalg.inv(self.scale)
-            self._cache[key] = tuple(t.to(like.device, like.dtype) for t in (
-                self.mean, self.scale, inv, inv.T @ inv, self.scale.diagonal().log().sum()))
+            inv = torch.linalg.inv(self.scales)
+            parts = [self.means, self.scales, inv, inv.transpose(1, 2) @ inv,
+                     self.scales.diagonal(dim1=1, dim2=2).log().sum(1)]
+            index = self.role_index() if len(self.means) > 1 else None
+            if index is None:
+                mean = self.means[0][:, None].expand(-1, positions)
+                parts = [mean] + [t[0] for t in parts[1:]]
+            else:
+                parts = [self.means[index].T] + [t[index] for t in parts[1:]]
+            self._cache[key] = tuple(t.to(like.device, like.dtype) for t in parts)
         return self._cache[key]
 
     def _field(self, z: Tensor) -> Tensor:
         positions = math.prod(self.latent_shape[1:])  # explicit: a shard may have no rows
         return z.reshape(z.shape[0], self.latent_shape[0], positions)
+
+    @staticmethod
+    def _apply(matrix: Tensor, v: Tensor) -> Tensor:
+        """matrix (d, d) or per position (P, d, d) times v (n, d, P)."""
+        if matrix.dim() == 2:
+            return matrix @ v
+        return torch.einsum("pij,njp->nip", matrix, v)
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                device: torch.device | str = "cpu") -> Tensor:
@@ -250,15 +316,15 @@ class LearnedGaussian(Prior):
         e = torch.randn((n, *self.latent_shape), generator=generator,
                         device=gen_device).to(device)
         mean, scale = self._params(e)[:2]
-        return (scale @ self._field(e) + mean[:, None]).reshape(e.shape)
+        return (self._apply(scale, self._field(e)) + mean).reshape(e.shape)
 
     def log_prob(self, z: Tensor) -> Tensor:
         mean, _, inv, _, log_det = self._params(z)
-        w = inv @ (self._field(z) - mean[:, None])
-        positions = w.shape[2]
-        return (-0.5 * w.pow(2).sum((1, 2)) - positions * log_det
+        w = self._apply(inv, self._field(z) - mean)
+        total_log_det = log_det * w.shape[2] if log_det.dim() == 0 else log_det.sum()
+        return (-0.5 * w.pow(2).sum((1, 2)) - total_log_det
                 - 0.5 * z[0].numel() * math.log(2 * math.pi))
 
     def grad_log_prob(self, z: Tensor) -> Tensor:
         mean, _, _, precision, _ = self._params(z)
-        return -(precision @ (self._field(z) - mean[:, None])).reshape(z.shape)
+        return -self._apply(precision, self._field(z) - mean).reshape(z.shape)

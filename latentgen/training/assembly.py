@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from latentgen.data.examples import Examples
-from latentgen.data.prepared import is_prepared, open_prepared, prepared_options
+from latentgen.data.prepared import is_prepared, open_prepared, prepared_options, read_sidecar
 from latentgen.errors import UserError
 from latentgen.model.generator import Generator
 from latentgen.model.observation import GaussianObservation
@@ -55,6 +55,8 @@ class Model:
                            PriorSettings(steps=config.prior_steps,
                                          step_size=config.prior_step_size,
                                          width=config.prior_width, depth=config.prior_depth))
+        if generator.latent_roles(tuple(generator.latent_shape)) is not None:
+            prior.assign_roles(generator.latent_roles)
         operator = (parse_operator(config.observe, tuple(generator.data_shape),
                                    derive_seed(config.seed, "observe"))
                     if config.observe else None)
@@ -78,6 +80,11 @@ class Model:
         ``options`` (``Modality.scaled``'s), opened with those instead, shape unchecked."""
         try:
             if options is not None:
+                if is_prepared(source):
+                    packed = list(read_sidecar(source)["shape"][1:])  # type: ignore[arg-type]
+                    raise UserError(f"{source} is a prepared file of examples of shape {packed}, "
+                                    "which cannot be opened at a larger size; measure at scale "
+                                    "on a run trained from the source files")
                 return self.modality.open_dataset(source, options)
             if is_prepared(source):
                 data = open_prepared(source, self.modality)  # type: ignore[arg-type]

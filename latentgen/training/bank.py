@@ -155,14 +155,16 @@ class LatentBank:
         self.gather(sink if out is not None else None)
         return out
 
-    def moments(self) -> LatentMoments:
+    def moments(self, positions: Tensor | None = None) -> LatentMoments:
         """Moments of the whole bank (every rank calls this and gets the same sums): what a
-        prior that learns from the bank is fit to."""
+        prior that learns from the bank is fit to; ``positions``: a boolean mask over the
+        latent field's positions (flattened) to pool only those."""
         d = self.latent_shape[0]
         local = LatentMoments(0.0, torch.zeros(d, dtype=torch.float64),
                               torch.zeros(d, d, dtype=torch.float64))
         for c0 in range(0, len(self.latents), CHUNK):
-            local = local + LatentMoments.of(torch.as_tensor(self.latents[c0:c0 + CHUNK]).cpu())
+            local = local + LatentMoments.of(torch.as_tensor(self.latents[c0:c0 + CHUNK]).cpu(),
+                                             positions)
         if self.shard.world == 1:
             return local
         dev = self._comm_device()

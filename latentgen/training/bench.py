@@ -8,8 +8,12 @@ One run measures, on the modality's default generator and random data of its sha
   fused optimizer; bf16 / compile when asked);
 - ``langevin_steps_per_s`` and the achieved FLOP/s of the Langevin phase and of the learning
   step, FLOPs counted by ``torch.utils.flop_counter`` on one step of each;
-- ``peak_flops``: a large matrix multiply on the same device, in the same precision, in the same
-  run, and ``langevin_fraction_of_peak`` = Langevin FLOP/s / peak;
+- ``peak_flops``: a large matrix multiply on the same device, in the precision the generator
+  runs in (``peak_precision``), in the same run, and ``langevin_fraction_of_peak`` = Langevin
+  FLOP/s / peak;
+- ``precision`` (fp32 or bf16), ``precision_asked`` and ``precision_reason`` (what ``auto``
+  chose and why), and ``cpu``: the CPU's model and its vector and matrix features (AVX2,
+  AVX-512, AVX512-BF16, VNNI, AMX);
 
 Every figure is the median of ``repeats`` rounds in which the engine, its Langevin phase, the
 reference loop and the matrix multiply take turns, each round lasting at least 0.3 s, so a
@@ -38,7 +42,7 @@ from latentgen.model.samplers import Langevin
 from latentgen.plugins.registry import get_registry
 from latentgen.runtime.devices import resolve_device
 from latentgen.runtime.seeding import derived_generator
-from latentgen.runtime.speed import autocast, compile_errors
+from latentgen.runtime.speed import autocast, compile_errors, cpu_features, resolve_precision
 from latentgen.training.bank import LatentBank
 from latentgen.training.engine import ABPEngine
 
@@ -151,6 +155,8 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
     if langevin_steps < 1 or repeats < 1:
         raise UserError("--langevin-steps and --repeats must be at least 1")
     dev = resolve_device(device)
+    asked = precision
+    precision, reason = resolve_precision(precision, dev)
     mod = get_registry().modality(modality)
     opts = mod.make_options(options or {})
     if hasattr(opts, "image_size") and not opts.image_size:
@@ -241,6 +247,9 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "precision": precision,
+        "precision_asked": asked,
+        "precision_reason": reason,
+        "cpu": cpu_features(),
         "compile": compile,
         "tf32": bool(dev.type == "cuda" and precision == "fp32"
                      and torch.backends.cudnn.allow_tf32),
@@ -253,6 +262,7 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
         "langevin_flops_per_s": langevin_flops / langevin_s,
         "learning_flops_per_s": learn_flops / learning_s,
         "peak_flops": peak,
+        "peak_precision": precision,
         "langevin_fraction_of_peak": langevin_flops / langevin_s / peak,
         "mfu": (langevin_flops + learn_flops) / iteration_s / peak,
         "reference_iteration_s": reference_s,

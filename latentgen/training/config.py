@@ -89,8 +89,9 @@ class TrainConfig:
     device: Device = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N.",
                              panel="Data and run", resumable=True)
     precision: Precision = setting(
-        "fp32", "fp32, or bf16: the generator's passes run in bfloat16 autocast (faster on "
-        "GPUs; changes numerics).")
+        "fp32", "fp32; bf16: the generator's passes run in bfloat16 autocast (faster where "
+        "the device computes in bf16; changes numerics); auto: bf16 where the device has bf16 "
+        "matrix units (CUDA 8.0+, AMX), else fp32.", resumable=True)
     compile: bool = setting(False, "torch.compile the generator (CUDA graphs on CUDA); "
                             "checkpoints are unchanged.", resumable=True)
     fp64_gradients: bool = setting(False, "Compute and sum the learning step's gradients in "
@@ -169,8 +170,8 @@ class TrainConfig:
             raise UserError(f"--beta1 must be in [0, 1), got {self.beta1}")
         check_device(self.device)
         if self.fp64_gradients and self.precision != "fp32":
-            raise UserError("--fp64-gradients needs --precision fp32 (it computes the "
-                            "learning step in float64)")
+            raise UserError(f"--fp64-gradients needs --precision fp32, got {self.precision} "
+                            "(it computes the learning step in float64)")
         if not isinstance(self.modality_options, dict):
             raise UserError("modality_options must be a table ([modality_options])")
         if self.observe and self.mask:

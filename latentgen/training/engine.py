@@ -33,7 +33,7 @@ from latentgen.model.priors import Prior
 from latentgen.model.samplers import NoiseSource, RowNoise, Sampler
 from latentgen.runtime.distributed import Shard, all_reduce_sum, data_parallel, sync_batchnorm
 from latentgen.runtime.seeding import derived_generator
-from latentgen.runtime.speed import autocast, compiled, prepare_generator
+from latentgen.runtime.speed import autocast, compiled, prepare_generator, resolve_precision
 from latentgen.training.bank import LatentBank
 from latentgen.training.schedule import lr_at
 
@@ -124,7 +124,8 @@ class ABPEngine:
         self.reinit_chains = reinit_chains
         #: observed-entry masks of the training examples (learning from incomplete data)
         self.masks = masks
-        self.precision = precision
+        #: fp32 or bf16 (``--precision auto`` decided here, for this device), and why
+        self.precision, self.precision_reason = resolve_precision(precision, self.device)
         #: what runs the forward passes: the generator, or its compiled form. Inference uses it
         #: directly (the weights are fixed there, so nothing is synchronised)
         # with several processes each one's share of a batch varies in size: compile for
@@ -324,7 +325,12 @@ class ABPEngine:
         learned sigma to the epoch's mean squared residual ``mse`` (model space); all ranks
         get the same moments and the same global mean, so the same prior and sigma."""
         if self.prior.learns_from_bank:
-            self.prior.learn(self.bank.moments())
+            roles = self.prior.role_index()
+            if roles is None:
+                self.prior.learn(self.bank.moments())
+            else:  # one law per role of the latent's positions
+                self.prior.learn([self.bank.moments(roles == r)
+                                  for r in range(int(roles.max()) + 1)])
         if mse is not None:
             self.observation.learn(mse)
             self.sampler.step_size = self.base_step * self.observation.scale

@@ -55,7 +55,8 @@ class TrainingProgress(Observer):
         self.console.print(f"training [bold]{escape(config.modality)}[/] on {n_examples} "
                            f"examples ({source}), d = {config.latent_dim}, "
                            f"L = {config.langevin_steps}, "
-                           f"epochs {start_epoch + 1}..{config.epochs}")
+                           f"epochs {start_epoch + 1}..{config.epochs}"
+                           + _precision_note(config.precision, event.trainer.engine))
         self.progress.start()
         self.task = self.progress.add_task("train", total=remaining, epoch="-", loss="-",
                                            mse="-", speed="")
@@ -101,3 +102,12 @@ class BatchProgress:
             self.progress.start()
             self.task = self.progress.add_task("batch", total=total)
         self.progress.update(self.task, completed=done)
+
+
+
+def _precision_note(asked: str, engine: Any) -> str:
+    """", bf16" and, for --precision auto, what it chose and why (fp32 asked goes unsaid)."""
+    if asked == "fp32":
+        return ""
+    note = f", {engine.precision}"
+    return note + (f" ({escape(engine.precision_reason)})" if asked == "auto" else "")

@@ -100,7 +100,8 @@ class Setting:
         if not ok:
             raise UserError(f"{name} must be {self.type_name}, got {_short(value)}")
         if self.choices and value not in self.choices:
-            raise UserError(f"{name} must be {' or '.join(self.choices)}, got '{value}'")
+            listed = ", ".join(self.choices[:-1]) + " or " + self.choices[-1]
+            raise UserError(f"{name} must be {listed}, got '{value}'")
         if self.kind is float and not math.isfinite(value):
             raise UserError(f"{name} must be a finite number, got {value}")
         if self.positive and not value > 0:

@@ -11,10 +11,8 @@ gives a longer clip.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +50,9 @@ class VideoOptions:
                                   "F([xi_t, s_(t-1)])) driven by an innovation xi_t per frame, "
                                   "each frame drawn from [content, s_t] by an image generator "
                                   "(clips of any length: synthesize --scale K)")
+    window: int = option(30, "with --dynamic: the truncation window of back-propagation "
+                             "through time in training, in frames; each window's last state "
+                             "seeds the next (0: the whole clip)")
 
 
 Size3 = tuple[int, int, int]
@@ -103,13 +104,9 @@ class VideoModality(Modality):
             raise UserError(f"--width must be at least 1, got {opts.width}")
         if opts.dynamic and opts.latent_field:
             raise UserError("--dynamic and --latent-field are two generators; choose one")
-
-    def train_defaults_for(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        # the dynamic generator's latent mixes content, state and innovations in one field:
-        # its published prior is N(0, I), not one Gaussian pooled over those
-        if options.get("dynamic"):
-            return {**self.train_defaults, "prior": "normal"}
-        return dict(self.train_defaults)
+        if opts.window < 0:
+            raise UserError(f"--window must be 0 (no truncation) or a number of frames, got "
+                            f"{opts.window}")
 
     def scaled(self, opts: VideoOptions, latent_shape: tuple[int, ...], scale: int
                ) -> tuple[VideoOptions, tuple[int, ...]]:
@@ -130,7 +127,7 @@ class VideoModality(Modality):
             plan = doubling_plan(opts.image_size)
             assert plan is not None, "validate_options admits only planned sizes"
             return DynamicGenerator(latent_dim, opts.frames, opts.channels, plan[0], plan[1],
-                                    opts.width, HEADROOM)
+                                    opts.width, HEADROOM, opts.window)
         base, strides = generator_plan(opts.frames, opts.image_size)
         widths = halving_widths(opts.width, len(strides))
         return UpsamplingGenerator(dims=3, latent_dim=latent_dim, out_channels=opts.channels,
