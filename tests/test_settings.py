@@ -37,10 +37,10 @@ def test_every_setting_has_a_flag_and_help_in_train(cli, monkeypatch):
 
 
 def test_choices_are_typed_and_refused_before_work(cli, tmp_path):
-    assert SETTINGS["precision"].choices == ("fp32", "bf16")
+    assert SETTINGS["precision"].choices == ("fp32", "bf16", "auto")
     assert SETTINGS["latents_on"].choices == ("device", "host", "disk")
     res = cli("train", "--precision", "fp16", "--out", tmp_path / "r")
-    assert res.code == 2 and "--precision must be fp32 or bf16, got 'fp16'" in res.err
+    assert res.code == 2 and "--precision must be fp32, bf16 or auto, got 'fp16'" in res.err
     assert not (tmp_path / "r").exists()
 
 
@@ -62,7 +62,7 @@ def test_values_are_checked_against_their_declaration():
 
 def test_resumable_settings_come_from_the_schema():
     assert set(RESUMABLE) == {"epochs", "device", "compile", "observers", "max_steps",
-                              "latents_on", "workers", "synthesis_every"}
+                              "latents_on", "workers", "synthesis_every", "precision"}
 
 
 def test_toml_is_written_by_a_library_and_round_trips():

@@ -14,8 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from latentgen.model.generator import Generator
+from latentgen.model.phase import PhasedConvTranspose1d, PhasedConvTranspose2d
 
-_CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+# the 1D and 2D output layers run as convolutions of their phases on CPUs (model/phase.py)
+_CONV_T = {1: PhasedConvTranspose1d, 2: PhasedConvTranspose2d, 3: nn.ConvTranspose3d}
 
 
 def _tuple(v: int | Sequence[int], dims: int) -> tuple[int, ...]:

@@ -29,6 +29,7 @@ from latentgen.data.loader import EpochPlan, stored_batches, to_device
 from latentgen.data.masks import Masks
 from latentgen.data.order import EpochOrder
 from latentgen.model.observation import GaussianObservation
+from latentgen.model.phase import plain_transposed_convolutions
 from latentgen.model.priors import Prior
 from latentgen.model.samplers import NoiseSource, RowNoise, Sampler
 from latentgen.runtime.distributed import Shard, all_reduce_sum, data_parallel, sync_batchnorm
@@ -175,6 +176,17 @@ class ABPEngine:
         """One ABP iteration on examples ``index`` with data ``y``; returns (loss, mse) of the
         global batch. With several processes, ``index`` holds this process's examples of a
         global batch of ``batch_size``, at positions ``rows`` of it."""
+        if self.shadow is not None:  # --fp64-gradients
+            # the library's transposed convolutions give each example the same numbers in a
+            # batch of any size (the phase form's input gradients do not): the model then does
+            # not depend on how a batch is split over processes
+            with plain_transposed_convolutions():
+                return self._train_batch(y, index, epoch, batch, mask, rows, batch_size)
+        return self._train_batch(y, index, epoch, batch, mask, rows, batch_size)
+
+    def _train_batch(self, y: Tensor, index: Tensor, epoch: int, batch: int,
+                     mask: Tensor | None, rows: Tensor | None,
+                     batch_size: int | None) -> tuple[float, float]:
         size = len(index) if batch_size is None else batch_size
         rng = derived_generator(self.seed, "langevin", epoch, batch)
         noise: NoiseSource = rng
