@@ -63,11 +63,16 @@ def cpu_features() -> dict[str, Any]:
     except OSError:
         pass
     return {"model": model, "capability": torch.backends.cpu.get_cpu_capability(),
-            "avx2": torch.cpu._is_avx2_supported(), "avx512": torch.cpu._is_avx512_supported(),
-            "avx512_bf16": torch.cpu._is_avx512_bf16_supported(),
-            "avx512_vnni": torch.cpu._is_vnni_supported(),
-            "amx_tile": torch.cpu._is_amx_tile_supported(),
-            "amx_fp16": torch.cpu._is_amx_fp16_supported()}
+            "avx2": _cpu_has("avx2"), "avx512": _cpu_has("avx512"),
+            "avx512_bf16": _cpu_has("avx512_bf16"), "avx512_vnni": _cpu_has("vnni"),
+            "amx_tile": _cpu_has("amx_tile"), "amx_fp16": _cpu_has("amx_fp16")}
+
+
+def _cpu_has(feature: str) -> bool:
+    """PyTorch's own test of a CPU feature (private helpers of ``torch.cpu``; False where a
+    PyTorch build lacks one)."""
+    test = getattr(torch.cpu, f"_is_{feature}_supported", None)
+    return bool(test()) if test is not None else False
 
 
 def resolve_precision(precision: str, device: torch.device) -> tuple[str, str]:
@@ -82,9 +87,9 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[str, str]:
             return "bf16", f"auto: bf16 tensor cores (compute capability {major}.{minor})"
         return "fp32", f"auto: no bf16 tensor cores (compute capability {major}.{minor})"
     if device.type == "cpu":
-        if torch.cpu._is_amx_tile_supported() and torch.cpu._is_avx512_bf16_supported():
+        if _cpu_has("amx_tile") and _cpu_has("avx512_bf16"):
             return "bf16", "auto: AMX-BF16 matrix units"
-        if torch.cpu._is_avx512_bf16_supported():
+        if _cpu_has("avx512_bf16"):
             return "fp32", "auto: no bf16 matrix units (AVX512-BF16 vector instructions only)"
         return "fp32", "auto: no bf16 matrix units"
     return "fp32", f"auto: bf16 is not measured on {device.type}"
