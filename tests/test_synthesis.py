@@ -64,11 +64,43 @@ def test_probabilistic_pca_reproduces_the_covariance_in_its_subspace():
     data = Examples(y.float().view(4000, 1, 20), lambda b: b, "gaussian")
     ppca = fit_ppca(data, 3, torch.device("cpu"))
     assert ppca.noise == pytest.approx(0.01, rel=0.1)
-    x = ppca.sample(20000, generator=torch.Generator().manual_seed(1)).double().flatten(1)
     comp = ppca.components.double()
-    sample_cov = torch.cov(((x - ppca.mean) @ comp.T).T)
     data_cov = torch.cov(((y - y.mean(0)) @ comp.T).T)
-    torch.testing.assert_close(sample_cov, data_cov, atol=0.15, rtol=0.05)
+    for noise in (False, True):
+        x = ppca.sample(20000, generator=torch.Generator().manual_seed(1),
+                        noise=noise).double().flatten(1)
+        sample_cov = torch.cov(((x - ppca.mean) @ comp.T).T)
+        torch.testing.assert_close(sample_cov, data_cov, atol=0.15, rtol=0.05)
+        outside = (x - ppca.mean) - ((x - ppca.mean) @ comp.T) @ comp
+        # probabilistic PCA's isotropic noise (0.1 per entry) only with noise=True
+        assert outside.std().item() == (pytest.approx(0.1, rel=0.1) if noise
+                                        else pytest.approx(0.0, abs=1e-5))
+
+
+def test_the_synthesis_baseline_is_the_noise_free_linear_model(trained_run, monkeypatch):
+    """rel compares f(Z), which has no observation noise, with PCA's samples: those must be
+    mean + W z too, with nothing outside the components' span (noise there would handicap
+    the baseline and flatter every rel)."""
+    import latentgen
+    from latentgen.evaluation import synthesis
+
+    seen: list[torch.Tensor] = []
+    fitted: list[synthesis.PPCA] = []
+    real_pictures, real_fit = synthesis._pictures, synthesis.fit_ppca
+
+    def fit_unclipped(*args, **kwargs):  # clipping to the data range would leave the span
+        fitted.append(real_fit(*args, **{**kwargs, "clip": None}))
+        return fitted[-1]
+
+    monkeypatch.setattr(synthesis, "fit_ppca", fit_unclipped)
+    monkeypatch.setattr(synthesis, "_pictures", lambda run, x, options=None:
+                        (seen.append(x), real_pictures(run, x, options))[1])
+    latentgen.load_run(trained_run).synthesis_quality("train", n=64)
+    baseline = seen[2].double().flatten(1)  # reference, model, pca, floor: in that order
+    comp, mean = fitted[0].components.double(), fitted[0].mean.double()
+    inside = ((baseline - mean) @ comp.T) @ comp + mean
+    assert fitted[0].noise > 1e-4  # the data has variance outside the span to leave out
+    torch.testing.assert_close(baseline, inside, atol=1e-4, rtol=0)
 
 
 def test_feature_pictures_have_the_documented_shapes():

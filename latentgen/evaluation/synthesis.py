@@ -6,9 +6,13 @@ data, or any data) by the multi-scale sliced Wasserstein distance of their featu
 (``Modality.feature_pictures``: pixels, log-mel spectrograms, frames and their changes):
 
 - the model: f(Z) for Z drawn from the prior;
-- PCA: samples of probabilistic PCA (factor analysis with isotropic noise) with as many
-  components as the generator has latent numbers, fit on the training data and clipped to the
-  data range, as the generator's output is;
+- PCA: samples of the noise-free linear model with as many components as the generator has
+  latent numbers, mean + W z with z drawn from the training data's covariance in the
+  components' subspace, clipped to the data range, as the generator's output is. They are the
+  same kind of sample as f(Z), which carries no observation noise either: probabilistic PCA's
+  isotropic noise (sigma e) would add speckle the generator's samples never have and make the
+  baseline look worse than the linear model is (``PPCA.sample(noise=True)``, kept for
+  densities: ``--nll``);
 - the floor: training examples (others than the reference's, when the reference is the
   training data). A perfect generator scores about the floor, not 0: N samples of the data's
   own distribution are that far from N others.
@@ -54,14 +58,20 @@ class PPCA:
     clip: tuple[float, float] | None = None
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` examples (n, *shape); the covariance in the components' subspace is the
-        data's (``variances``), sigma^2 elsewhere."""
+    def sample(self, n: int, generator: torch.Generator | None = None, noise: bool = False
+               ) -> Tensor:
+        """``n`` examples (n, *shape) of the linear model. Without ``noise`` (the synthesis
+        baseline): mean + W z, the data's variance along each component (``variances``) and
+        nothing outside their span, as noise-free as the generator's f(Z). With ``noise``:
+        probabilistic PCA's samples, sigma^2 in every direction (the density ``--nll`` uses)."""
         k, dim = self.components.shape
         z = torch.randn(n, k, generator=generator, dtype=torch.float64)
-        e = torch.randn(n, dim, generator=generator, dtype=torch.float64)
-        scale = (self.variances - self.noise).clamp_min(0).sqrt()
-        x = self.mean + (z * scale) @ self.components + math.sqrt(self.noise) * e
+        if noise:
+            e = torch.randn(n, dim, generator=generator, dtype=torch.float64)
+            scale = (self.variances - self.noise).clamp_min(0).sqrt()
+            x = self.mean + (z * scale) @ self.components + math.sqrt(self.noise) * e
+        else:
+            x = self.mean + (z * self.variances.sqrt()) @ self.components
         x = x.float().view(n, *self.shape)
         return x.clamp(*self.clip) if self.clip else x
 
