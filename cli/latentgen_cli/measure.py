@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -14,8 +15,6 @@ from latentgen.errors import UserError
 from .output import literal, make_console
 from .verb_options import (
     DeviceOpt,
-    ExtractorOpt,
-    ExtractorWeightsOpt,
     InferStepsOpt,
     JsonOpt,
     NegativeOpt,
@@ -32,6 +31,24 @@ from .verb_options import (
     TestOpt,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+ExtractorOpt = typer.Option(None, "--extractor", metavar="NAME", help="With --synthesis, also "
+                            "FID and KID in the features of this extractor: fid_inception (the "
+                            "original FID network, as pytorch-fid has it: comparable with "
+                            "published FID; needs latentgen[fid]) or inception (torchvision's "
+                            "Inception-v3: NOT comparable with published FID); plugins may "
+                            "register others.")
+ExtractorWeightsOpt = typer.Option(None, "--extractor-weights", metavar="PATH",
+                                   help="Weights file for --extractor (default: the torch hub "
+                                   "cache's checkpoints/pt_inception-2015-12-05-6726825d.pth "
+                                   "for fid_inception, inception_v3_google-0cc3c7bd.pth for "
+                                   "inception; never downloaded for fid_inception).")
+FidCacheOpt = typer.Option(None, "--fid-cache", metavar="DIR|off", help="Folder of the cached "
+                           "feature statistics of real data for --extractor (default: "
+                           "$LATENTGEN_FID_CACHE, else ~/.cache/latentgen/fid; off: no cache).")
+
 
 def evaluate(
     run: Path = RunArg,
@@ -47,6 +64,7 @@ def evaluate(
     seed: int = SynthesisSeedOpt,
     extractor: str | None = ExtractorOpt,
     extractor_weights: str | None = ExtractorWeightsOpt,
+    fid_cache: str | None = FidCacheOpt,
     scale: int = ScaleOpt,
     nll: bool = NLLOpt,
     nll_samples: int = NLLSamplesOpt,
@@ -58,6 +76,7 @@ def evaluate(
     beside PCA with as many components as the generator has latent numbers; with --synthesis,
     how far prior samples are from real data."""
     import latentgen
+    from latentgen.evaluation.features import fid_cache as caching_in
 
     from .tables import (
         anomaly_table,
@@ -69,12 +88,13 @@ def evaluate(
     )
 
     trained = latentgen.load_run(run, device)
-    result = trained.evaluate(test=test_data, negative=negative_data, infer_steps=infer_steps,
-                              sampler=sampler, mask=mask, synthesis=synthesis,
-                              reference=reference, n=n, seed=seed,
-                              reconstruction=reconstruction or not (synthesis or nll), nll=nll,
-                              nll_samples=nll_samples, extractor=extractor,
-                              extractor_weights=extractor_weights, scale=scale)
+    with caching_in(fid_cache):
+        result = trained.evaluate(test=test_data, negative=negative_data,
+                                  infer_steps=infer_steps, sampler=sampler, mask=mask,
+                                  synthesis=synthesis, reference=reference, n=n, seed=seed,
+                                  reconstruction=reconstruction or not (synthesis or nll),
+                                  nll=nll, nll_samples=nll_samples, extractor=extractor,
+                                  extractor_weights=extractor_weights, scale=scale)
     if as_json:
         print(json.dumps(finite_or_null(result), allow_nan=False))
         return
@@ -87,9 +107,22 @@ def evaluate(
         anomaly_table(console, result["anomaly"])
     if "synthesis" in result:
         synthesis_table(console, result["synthesis"])
+        fid_line(console, result["synthesis"])
     if "nll" in result:
         likelihood_table(console, result["nll"])
     latents_line(console, result["latents"])
+
+
+def fid_line(console: Console, found: dict[str, Any]) -> None:
+    """Whether the FID printed above can stand beside papers' numbers."""
+    if "fid" not in found:
+        return
+    if found.get("fid_comparable"):
+        console.print(f"FID in {found['extractor']}'s features: comparable with published FID "
+                      f"at equal N ({found['n']} here; papers use 50,000)")
+    else:
+        console.print(f"FID in {found['extractor']}'s features: not comparable with published "
+                      "FID (only fid_inception on pictures is)", style="dim")
 
 
 def score(

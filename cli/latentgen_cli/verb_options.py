@@ -38,12 +38,6 @@ SynthesisNOpt = typer.Option(DEFAULT_SYNTHESIS_N, "--n", help="Samples for --syn
                              "equal N.")
 SynthesisSeedOpt = typer.Option(0, "--seed", help="Random seed of --synthesis and --nll "
                                 "(samples, patches, proposals).")
-ExtractorOpt = typer.Option(None, "--extractor", metavar="NAME", help="With --synthesis, also "
-                            "FID and KID in the features of this extractor (inception: "
-                            "torchvision's Inception-v3; plugins may register others).")
-ExtractorWeightsOpt = typer.Option(None, "--extractor-weights", metavar="PATH",
-                                   help="Weights file for --extractor (default for inception: "
-                                   "the torch cache).")
 NLLOpt = typer.Option(False, "--nll", help="Also estimate the marginal log-likelihood of "
                       "--test-data (and --negative-data) by importance sampling, beside "
                       "probabilistic PCA's exact one.")

@@ -16,6 +16,9 @@ from latentgen.errors import UserError
 #: where ``allocate`` puts arrays (``latentgen prepare`` points it at its output file)
 _ALLOCATOR: ContextVar[Callable[[tuple[int, ...], Any], np.ndarray] | None] = ContextVar(
     "latentgen_allocator", default=None)
+#: (rank, world) of a process that fills only its share of ``allocate``'s array, the rest
+#: being filled by the other processes of a ``latentgen prepare`` under torchrun
+_PART: ContextVar[tuple[int, int]] = ContextVar("latentgen_part", default=(0, 1))
 
 
 def allocate(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -27,12 +30,23 @@ def allocate(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 
 
 @contextmanager
-def allocating_with(factory: Callable[[tuple[int, ...], Any], np.ndarray]) -> Iterator[None]:
-    token = _ALLOCATOR.set(factory)
+def allocating_with(factory: Callable[[tuple[int, ...], Any], np.ndarray],
+                    part: tuple[int, int] = (0, 1)) -> Iterator[None]:
+    """``allocate`` returns ``factory``'s arrays in the block; ``part`` (rank, world): this
+    process fills only its share of them (``filling_part``)."""
+    token, part_token = _ALLOCATOR.set(factory), _PART.set(part)
     try:
         yield
     finally:
+        _PART.reset(part_token)
         _ALLOCATOR.reset(token)
+
+
+def filling_part() -> tuple[int, int]:
+    """(rank, world): the share of an ``allocate``d array this process fills; (0, 1), all of
+    it, except in the processes of ``latentgen prepare`` under torchrun, which write one file
+    together."""
+    return _PART.get()
 
 
 def require_finite(values: np.ndarray | Tensor, source: str) -> None:
@@ -59,7 +73,8 @@ class Examples:
     """
 
     def __init__(self, storage: Tensor, decode: Callable[[Tensor], Tensor], source: str,
-                 names: list[str] | None = None, streamed: bool = False) -> None:
+                 names: list[str] | None = None, streamed: bool = False,
+                 labels: np.ndarray | None = None) -> None:
         if storage.shape[0] == 0:
             raise ValueError("no examples")
         if isinstance(storage, Tensor):  # streamed rows were checked when they were packed
@@ -71,6 +86,11 @@ class Examples:
         #: whether ``storage`` reads rows from a file as they are used (``latentgen prepare``)
         #: rather than holding the data
         self.streamed = streamed
+        #: the class label of each example (int64), where the source has them
+        #: (``latentgen.data.labels_of``): e.g. which held-out examples are of class k
+        self.labels = labels
+        if labels is not None and len(labels) != storage.shape[0]:
+            raise ValueError(f"{len(labels)} labels for {storage.shape[0]} examples")
 
     def __len__(self) -> int:
         return self.storage.shape[0]
@@ -85,4 +105,5 @@ class Examples:
 
     def subset(self, index: Tensor) -> Examples:
         names = [self.names[i] for i in index.tolist()] if self.names else None
-        return Examples(self.storage[index], self.decode, self.source, names)
+        labels = self.labels[index.cpu().numpy()] if self.labels is not None else None
+        return Examples(self.storage[index], self.decode, self.source, names, labels=labels)

@@ -6,6 +6,7 @@ of its tanh output.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,24 +64,31 @@ MAX_PICTURE_PIXELS = 89_478_485
 
 
 @contextmanager
-def open_picture(path: Path, what: str = "image") -> Iterator[Image.Image]:
+def open_picture(path: Path | bytes, what: str = "image", name: str | None = None
+                 ) -> Iterator[Image.Image]:
     """``PIL.Image.open`` for data files: a file PIL cannot read, or one that declares more
     than ``MAX_PICTURE_PIXELS`` pixels (a decompression bomb), is a ``UserError`` naming it,
-    raised before any pixel is decoded. ``what`` names the file in messages (image, frame)."""
+    raised before any pixel is decoded. ``what`` names the file in messages (image, frame);
+    ``path`` may be an encoded file's bytes (a record of a table or shard), which ``name``
+    then names."""
+    label = name if name is not None else "<bytes>" if isinstance(path, bytes) else str(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(io.BytesIO(path) if isinstance(path, bytes) else path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f"{what} {path} declares too many pixels (more than "
+        raise UserError(f"{what} {label} declares too many pixels (more than "
                         f"{MAX_PICTURE_PIXELS:,}); shrink it or remove it") from None
     except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
-        raise UserError(f"cannot read {what} {path} ({exc}); remove or replace the "
+        # PIL names a file by its path, but bytes by an object's address: say what it is
+        reason = "not a picture PIL reads" if isinstance(path, bytes) and \
+            isinstance(exc, UnidentifiedImageError) else exc
+        raise UserError(f"cannot read {what} {label} ({reason}); remove or replace the "
                         "file") from None
     with img:
         w, h = img.size
         if w * h > MAX_PICTURE_PIXELS:
-            raise UserError(f"{what} {path} declares {w} x {h} pixels (more than "
+            raise UserError(f"{what} {label} declares {w} x {h} pixels (more than "
                             f"{MAX_PICTURE_PIXELS:,}); shrink it or remove it")
         yield img
 

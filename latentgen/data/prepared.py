@@ -26,10 +26,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from latentgen.data.examples import Examples, allocating_with
 from latentgen.data.rowfile import RowFile
+from latentgen.data.sources import resolved_source
 from latentgen.errors import UserError
+from latentgen.runtime.distributed import Shard, environment_world, session
 from latentgen.runtime.files import (
     atomic_write,
     remove_stale_temporaries,
@@ -99,7 +102,18 @@ def open_prepared(source: str, modality: Any) -> Examples:
                         "incomplete or was replaced: run `latentgen prepare` again")
     rows = RowFile(data_path, dtype, meta["shape"])
     decode = _decoder(meta["decode"], modality)
-    return Examples(rows, decode, str(data_path), streamed=True)  # type: ignore[arg-type]
+    labels = None
+    if meta.get("labels"):  # the classes of a standard set's examples, in their order
+        try:
+            labels = np.load(data_path.with_name(meta["labels"]), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read the labels {meta['labels']} beside {data_path} "
+                            f"({exc}); run `latentgen prepare` again") from None
+        if len(labels) != meta["shape"][0]:
+            raise UserError(f"{meta['labels']} holds {len(labels)} labels for "
+                            f"{meta['shape'][0]} examples; run `latentgen prepare` again")
+    return Examples(rows, decode, str(data_path), streamed=True,  # type: ignore[arg-type]
+                    labels=labels)
 
 
 def prepared_options(source: str) -> tuple[str, dict[str, Any]]:
@@ -148,14 +162,52 @@ def _left_over(side: Path) -> bool:
         return False
 
 
+class _Team:
+    """The processes of one ``prepare``: one alone, or those torchrun started, which write one
+    file together (each decodes its share of the records into it: ``filling_part``)."""
+
+    def __init__(self, shard: Shard) -> None:
+        self.rank, self.world = shard.rank, shard.world
+        self.failed = False
+
+    def share(self, value: str) -> str:
+        """Rank 0's ``value``, on every process."""
+        if self.world == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return str(box[0])
+
+    def settle(self, error: Exception | None) -> None:
+        """Every process says whether its step failed, in the same order; if one did, all
+        stop: it with its own error, the others in one line saying so."""
+        if self.world > 1 and not self.failed:
+            flag = torch.tensor([0 if error is None else 1])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self.failed = bool(flag.item())
+        if error is not None:
+            raise error
+        if self.failed:  # known to all: later steps stop without asking again
+            raise UserError("another process of this `latentgen prepare` failed (its error "
+                            "says why); nothing was written")
+
+
 def prepare(model: Any, source: str | None, out: str | Path) -> dict[str, Any]:
     """Pack ``source`` (opened as ``model``'s modality opens training data) into ``out``.
 
-    Sources whose plugin fills its storage through ``latentgen.data.allocate`` (folders of
-    pictures) are written straight into the file as they are read; others are loaded, then
-    written. ``out`` appears complete or not at all.
+    Sources whose plugin fills its storage through ``latentgen.data.allocate`` (pictures,
+    standard sets, shards) are written straight into the file as they are read; others are
+    loaded, then written. ``out`` appears complete or not at all. Under torchrun the processes
+    write one file together, each decoding its share of the records (webdataset shards
+    ``rank``, ``rank + world``, ...; the rows of a folder of pictures ``i % world == rank``).
     """
-    out = Path(out)
+    if environment_world()[1] == 1:
+        return _prepare(model, source, Path(out), _Team(Shard()))
+    with session(torch.device("cpu")) as (shard, _):
+        return _prepare(model, source, Path(out), _Team(shard))
+
+
+def _checked_out(out: Path) -> None:
     if out.suffix.lower() == ".json":
         raise UserError(f"--out {out}: a .json name is taken by the sidecar; give the data file's "
                         "name (e.g. faces.u8), and FILE.json is written beside it")
@@ -168,54 +220,97 @@ def prepare(model: Any, source: str | None, out: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create its folder ({exc.strerror}); give a "
                         "path in a writable folder") from None
-    remove_stale_temporaries(out.parent, out.name)  # of a prepare that was killed
-    tmp = out.with_name(temporary_name(out))
+
+
+def _prepare(model: Any, source: str | None, out: Path, team: _Team) -> dict[str, Any]:
+    error: Exception | None = None
+    try:
+        _checked_out(out)
+        if team.rank == 0:
+            remove_stale_temporaries(out.parent, out.name)  # of a prepare that was killed
+    except UserError as exc:
+        error = exc
+    team.settle(error)
+    tmp = out.with_name(team.share(temporary_name(out)))
     mapped: list[np.memmap] = []
 
     def into_file(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         if mapped:  # only the first (the dataset's storage) goes to the file
             return np.empty(shape, dtype)
-        try:
-            np.memmap(tmp, dtype=dtype, mode="w+", shape=shape).flush()  # created sparse
-        except OSError as exc:
-            raise write_error(exc, out) from None
-        reserve(tmp, out)  # a full disk fails here, not as a crash at a write through the map
+        failure: Exception | None = None
+        if team.rank == 0:
+            try:
+                try:
+                    np.memmap(tmp, dtype=dtype, mode="w+", shape=shape).flush()  # sparse
+                except OSError as exc:
+                    raise write_error(exc, out) from None
+                reserve(tmp, out)  # a full disk fails here, not at a write through the map
+            except Exception as exc:
+                failure = exc
+        team.settle(failure)  # the others map the file once it is there
         mapped.append(np.memmap(tmp, dtype=dtype, mode="r+", shape=shape))
         return mapped[0]
 
     start = time.perf_counter()
     try:
-        with allocating_with(into_file):
-            data = model.open_data(source)
+        data = None
+        try:
+            with allocating_with(into_file, (team.rank, team.world)):
+                data = model.open_data(source)
+        except Exception as exc:
+            error = exc
+        team.settle(error)
+        assert data is not None
         decode_name = _decoder_name(data.decode)
         storage = data.storage.contiguous()
         array = storage.numpy()
-        if mapped and np.shares_memory(array, mapped[0]):
-            mapped[0].flush()
-        else:
-            mapped.clear()
-            array.tofile(tmp)
+        try:
+            if mapped and np.shares_memory(array, mapped[0]):
+                mapped[0].flush()  # each process wrote its share in place
+            elif team.rank == 0:  # every process has it all: one writes
+                mapped.clear()
+                array.tofile(tmp)
+        except Exception as exc:
+            error = exc
+        team.settle(error)
         meta = {"format": FORMAT, "version": VERSION, "modality": model.modality.name,
                 "modality_options": asdict(model.options), "shape": list(storage.shape),
                 "dtype": str(array.dtype), "examples": int(storage.shape[0]),
-                "source": data.source if not source or not Path(source).exists()
-                else str(Path(source).resolve()),
+                "source": resolved_source(source) if source else data.source,
                 "decode": decode_name,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        # the sidecar first: a data file never appears without its description (a sidecar
-        # left alone by a kill between the two is taken over by the next prepare)
-        atomic_write(sidecar_of(out), lambda fh: fh.write(json.dumps(meta, indent=2) + "\n"),
-                     mode="w")
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            sidecar_of(out).unlink(missing_ok=True)
-            raise
+        if data.labels is not None:
+            meta["labels"] = labels_file(out).name
+        if team.rank == 0:
+            try:
+                _publish(out, tmp, meta, data.labels)
+            except Exception as exc:
+                error = exc
+        team.settle(error)
     except OSError as exc:
         raise write_error(exc, out) from None
     finally:
         mapped.clear()
-        if tmp.exists():
-            tmp.unlink()
+        if tmp.exists() and (team.rank == 0 or team.failed):
+            tmp.unlink(missing_ok=True)
     return {**meta, "file": str(out), "sidecar": str(sidecar_of(out)),
             "bytes": int(array.nbytes), "seconds": round(time.perf_counter() - start, 3)}
+
+
+def labels_file(out: Path) -> Path:
+    """Where the labels of a prepared file's examples are kept (``FILE.labels.npy``)."""
+    return out.with_name(out.name + ".labels.npy")
+
+
+def _publish(out: Path, tmp: Path, meta: dict[str, Any], labels: np.ndarray | None) -> None:
+    if labels is not None:
+        atomic_write(labels_file(out), lambda fh: np.save(fh, labels, allow_pickle=False))
+    # the sidecar next: a data file never appears without its description (a sidecar left
+    # alone by a kill between the two is taken over by the next prepare)
+    atomic_write(sidecar_of(out), lambda fh: fh.write(json.dumps(meta, indent=2) + "\n"),
+                 mode="w")
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        sidecar_of(out).unlink(missing_ok=True)
+        raise

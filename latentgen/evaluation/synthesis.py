@@ -124,7 +124,8 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
     """The synthesis measures of ``run`` against ``reference`` (named ``name`` in the result):
     ``{"swd", "swd_levels", "swd_pca", "swd_floor", "rel", "n", "reference"}``; with
     ``extractor`` (a registered feature extractor's name) also FID and KID of the same three
-    sets (``fid``, ``kid``, ``kid_se``, each also ``_pca`` and ``_floor``). ``train``: the
+    sets (``fid``, ``kid``, ``kid_se``, each also ``_pca`` and ``_floor``) and
+    ``fid_comparable``, whether that FID is comparable with published FID. ``train``: the
     training examples when they are open already (during training). ``scale`` K > 1 measures
     samples K times larger (``Run.synthesize(scale=K)``): ``reference`` and ``train`` must then
     hold data of that size, and PCA keeps as many components as the larger latent field has
@@ -139,6 +140,11 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
     if n < 2:
         raise UserError(f"the reference ({name}) holds too few examples for the synthesis "
                         "measures; give one with at least 2 (4 when it is the training data)")
+    net: Any = None
+    if extractor is not None:  # before any work: a missing weights file is told at once
+        from latentgen.plugins.registry import get_registry
+
+        net = get_registry().extractor(extractor)(device=run.device, weights=extractor_weights)
     ref_index = _pick(len(reference), n, seed, "swd-reference")
     floor_index = _pick(len(train), n, seed, "swd-floor",
                         exclude=ref_index if reference_is_train else None)
@@ -163,11 +169,18 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
               "swd_floor_levels": floor.levels, "rel": rel, "n": n, "reference": name}
     if scale != 1:
         result["scale"] = scale
-    if extractor is not None:
+    if net is not None:
         from latentgen.evaluation.features import feature_distances
-        from latentgen.plugins.registry import get_registry
 
-        net = get_registry().extractor(extractor)(device=run.device, weights=extractor_weights)
-        result.update(feature_distances(net, ref_pictures, sets, seed=seed))
+        lo, hi = model.modality.data_range
+        # pictures within the data range are pixels: mapped from it, as a written file is
+        pixels = lo <= float(ref_pictures.min()) and float(ref_pictures.max()) <= hi
+        # the reference's and the floor's statistics (real data) are cached per data source
+        result.update(feature_distances(net, ref_pictures, sets, seed=seed,
+                                        value_range=(lo, hi) if pixels else None,
+                                        real={"floor": f"floor-{train.source}"},
+                                        label=f"{name}-{reference.source}"))
         result["extractor"] = extractor
+        # published FID: the original FID network on pixels, at equal N (papers: 50,000)
+        result["fid_comparable"] = bool(getattr(net, "fid_comparable", False)) and pixels
     return result

@@ -1,5 +1,6 @@
 """The core's own plugin: the N(0, I) and learned Gaussian priors, the built-in samplers and
-the inception feature extractor."""
+the feature extractors: ``fid_inception`` (comparable with published FID) and ``inception``
+(torchvision's, not comparable)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 
 from latentgen.model.priors import LearnedGaussian, StandardNormal
 from latentgen.model.samplers import AdaptiveMAP, GradientDescent, Langevin
+from latentgen.plugins.fid_inception import fid_inception_extractor
 from latentgen.plugins.hookspecs import hookimpl
 from latentgen.plugins.inception import inception_extractor
 
@@ -27,3 +29,4 @@ def register_samplers(register: Callable) -> None:
 @hookimpl
 def register_extractors(register: Callable) -> None:
     register("inception", inception_extractor)
+    register("fid_inception", fid_inception_extractor)

@@ -1,5 +1,7 @@
 """The built-in ``inception`` feature extractor for FID and KID: torchvision's Inception-v3
-with its ImageNet weights, the features FID was defined with.
+with its ImageNet weights. NOT comparable with published FID: the original FID network (the
+``fid_inception`` extractor, ``latentgen.plugins.fid_inception``) has other weights and
+patched layers, and papers' numbers come from that one.
 
 No weights are downloaded by tests or by default runs: they are read from a path
 (``--extractor-weights``), else from the torch cache, and only then does torchvision try to
@@ -8,6 +10,7 @@ download them; when none of that works, one line says what is missing.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -22,9 +25,13 @@ INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"
 
 class InceptionFeatures:
     """The 2048 pool features of Inception-v3 for feature pictures of any kind: the first three
-    channels (a single one repeated), mapped to [0, 1] by ``value_range`` (the reference's
-    range, so every compared set gets the same map), resized to 299 x 299 and normalised as
-    for ImageNet."""
+    channels (a single one repeated), mapped to [0, 1] by ``value_range`` (one range for
+    every compared set: the modality's for pixels, else the reference's), resized to
+    299 x 299 and normalised as for ImageNet. Its FID is not comparable with published FID
+    (``fid_inception`` is)."""
+
+    #: torchvision's network, not the original FID one: not comparable with papers' FID
+    fid_comparable = False
 
     def __init__(self, device: torch.device | str = "cpu", weights: str | Path | None = None
                  ) -> None:
@@ -32,6 +39,9 @@ class InceptionFeatures:
 
         net = inception_v3(weights=None, aux_logits=True, init_weights=False)
         net.load_state_dict(_inception_state(weights))
+        # cached statistics belong to these weights: torchvision's named file, else the given
+        self.cache_key = ("inception-0cc3c7bd" if not weights else
+                          f"inception-{_file_digest(Path(weights))}")
         net.fc = torch.nn.Identity()
         self.net = net.eval().to(device)
         self.device = torch.device(device)
@@ -46,6 +56,11 @@ class InceptionFeatures:
         x = ((x - lo) / max(hi - lo, 1e-8)).clamp(0, 1)
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         return self.net((x - self.mean) / self.std)
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:12]
 
 
 def _inception_state(weights: str | Path | None) -> dict[str, Tensor]:
@@ -75,5 +90,5 @@ def _inception_state(weights: str | Path | None) -> dict[str, Tensor]:
 
 def inception_extractor(device: torch.device | str = "cpu",
                         weights: str | Path | None = None) -> InceptionFeatures:
-    """The built-in ``inception`` extractor's factory."""
+    """The built-in ``inception`` extractor's factory (not comparable with published FID)."""
     return InceptionFeatures(device, weights)

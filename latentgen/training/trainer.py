@@ -20,6 +20,7 @@ import torch
 from latentgen.data.loader import default_workers
 from latentgen.data.masks import Masks, parse_masks
 from latentgen.data.order import EpochOrder
+from latentgen.data.sources import resolved_source
 from latentgen.errors import UserError
 from latentgen.model.nets import generate
 from latentgen.runtime.devices import resolve_device
@@ -166,9 +167,8 @@ class Trainer:
         # Everything that can fail on bad input happens before anything is written.
         for key in ("data", "test_data", "negative_data", "mask"):
             value = getattr(config, key)
-            if value and Path(value).exists():
-                # stored absolute, so later commands work from any folder
-                setattr(config, key, str(Path(value).resolve()))
+            if value:  # stored absolute (scheme and ?query kept): later commands work anywhere
+                setattr(config, key, resolved_source(value))
         torch.manual_seed(config.seed)  # the generator's initial weights follow from the seed
         model = self.model = Model.from_config(config)
         config.modality_options = model.options_dict()  # record resolved defaults

@@ -1,4 +1,6 @@
-"""Sound sources: folders of WAV / FLAC / OGG files, .npy arrays, the embedded sound set.
+"""Sound sources: folders of WAV / FLAC / OGG files, .npy arrays, Hugging Face data sets and
+parquet files with an Audio column, webdataset shards of wav / flac members (read by
+latentgen.data, with ``?split=`` and class selection), the embedded sound set.
 
 Every source becomes fixed-length mono clips at the run's sample rate:
   - files are read with soundfile, mixed down to mono (mean of the channels) and resampled
@@ -13,13 +15,15 @@ Clips are stored as int16 and turned into float [-1, 1] per batch.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from latentgen import Examples, UserError
-from latentgen.data import cut_clips, require_finite
+from latentgen.data import Found, Record, cut_clips, open_standard, require_finite
 
 from .sounds import sounds
 
@@ -58,10 +62,15 @@ def open_sounds(source: str | None, sample_rate: int, clip_seconds: float,
         else:
             arr = sounds(sample_rate=sample_rate, seconds=clip_seconds)
         return Examples(encode(torch.from_numpy(arr)), decode, source)
+    # Hugging Face / parquet Audio columns and webdataset shards, with ?split= and classes
+    found = open_standard(source, "audio", AUDIO_SUFFIXES)
+    if found is not None:
+        return _from_found(found, sample_rate, length, normalize)
     path = Path(source)
     if not path.exists():
-        raise UserError(f"{source} does not exist; give a folder of WAV/FLAC/OGG files or a "
-                        ".npy array (training without --data uses the embedded sounds)")
+        raise UserError(f"{source} does not exist; give a folder of WAV/FLAC/OGG files, a "
+                        ".npy array, a Hugging Face data set, parquet file or .tar shards "
+                        "(training without --data uses the embedded sounds)")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
                        and p.is_file())
@@ -74,32 +83,57 @@ def open_sounds(source: str | None, sample_rate: int, clip_seconds: float,
         return _from_array(path, length, normalize)
     else:
         raise UserError(f"{source}: unsupported file type '{path.suffix}'; use a folder "
-                        "of WAV/FLAC/OGG files, one such file, or a .npy array (N, samples)")
+                        "of WAV/FLAC/OGG files, one such file, a .npy array (N, samples), "
+                        ".parquet or .tar shards")
+
+    def records(part: tuple[int, int]) -> Iterator[Record]:
+        return (Record(i, f, str(f)) for i, f in enumerate(files))
+
+    return _from_found(Found(str(path), "sound files", len(files), records=records),
+                       sample_rate, length, normalize)
+
+
+def _from_found(found: Found, sample_rate: int, length: int, normalize: bool) -> Examples:
+    """Each record's sound cut into clips (the module docstring), labelled as its record."""
+    assert found.records is not None, "sound formats hand on records"
     clips: list[np.ndarray] = []
     names: list[str] = []
-    for f in files:
-        wave = read_mono(f, sample_rate)
+    labels: list[int] = []
+    for record in found.records((0, 1)):  # clip counts vary: every record, in order
+        wave = read_mono(record.payload, sample_rate, record.name, record.rate)
         if normalize:
             wave = _normalized(wave)
         pieces = clips_of(wave, length)
         clips += pieces
-        names += [f"{f}#{i}" for i in range(len(pieces))]
+        names += [f"{record.name}#{i}" for i in range(len(pieces))]
+        if found.labels is not None:
+            labels += [int(found.labels[record.row])] * len(pieces)
     if not clips:
-        raise UserError(f"{source}: the files hold no samples")
+        raise UserError(f"{found.source}: the files hold no samples")
     stored = encode(torch.from_numpy(np.stack(clips).astype(np.float32)))
-    return Examples(stored, decode, str(path), names=names)
+    return Examples(stored, decode, found.source, names=names,
+                    labels=np.array(labels, np.int64) if found.labels is not None else None)
 
 
-def read_mono(path: Path, sample_rate: int) -> np.ndarray:
-    """A file as mono float32 at ``sample_rate``."""
+def read_mono(file: Path | bytes | np.ndarray, sample_rate: int, name: str | None = None,
+              rate: int | None = None) -> np.ndarray:
+    """A sound file (a path or its bytes, ``name`` naming it), or decoded samples at
+    ``rate``, as mono float32 at ``sample_rate``."""
     import soundfile as sf
 
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError, OSError, ValueError) as exc:
-        raise UserError(f"cannot read sound file {path} ({exc}); remove or replace the "
-                        "file") from None
-    require_finite(data, str(path))  # float WAV files may hold NaN
+    name = name or str(file)
+    if isinstance(file, np.ndarray):
+        data = file.astype(np.float32).reshape(len(file), -1) if file.ndim == 1 or \
+            file.shape[0] > file.shape[1] else file.astype(np.float32).T  # (channels, samples)
+        rate = rate or sample_rate
+    else:
+        try:
+            data, rate = sf.read(io.BytesIO(file) if isinstance(file, bytes) else str(file),
+                                 dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError, OSError, ValueError) as exc:
+            raise UserError(f"cannot read sound file {name} ({exc}); remove or replace the "
+                            "file") from None
+    require_finite(data, name)  # float WAV files may hold NaN
     wave = data.mean(axis=1)
     if rate != sample_rate and len(wave):
         import torchaudio.functional as AF

@@ -95,7 +95,9 @@ class AudioModality(Modality):
 
     def open_dataset(self, source: str | None, opts: AudioOptions) -> Examples:
         waves = open_sounds(source, opts.sample_rate, opts.clip_seconds, opts.normalize)
-        return representation(opts).from_waves(waves, opts)
+        examples = representation(opts).from_waves(waves, opts)
+        examples.labels = waves.labels  # a representation keeps the clips in their order
+        return examples
 
     def feature_pictures(self, x: torch.Tensor, opts: AudioOptions) -> torch.Tensor:
         """Log-mel spectrograms (N, 1, mel bands, frames), in dB: what a listener hears,
