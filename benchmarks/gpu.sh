@@ -4,7 +4,9 @@
 #   1. the gpu-marked tests;
 #   2. a short CUDA training run on the embedded pictures, then its evaluation;
 #   3. `latentgen bench --device cuda` at 64 x 64 RGB, batch 256, in fp32 and in bf16, eager and
-#      compiled (CUDA graphs).
+#      compiled (CUDA graphs);
+#   4. when LEBM_SVHN / LEBM_CIFAR10 / LEBM_CELEBA name local copies of those data sets, the
+#      latent-EBM table's script on them (benchmarks/protocols/lebm_table.py).
 # Every result goes to $OUT (default: gpu-results/): pytest's log, the run's metrics and
 # evaluation, one JSON file per bench, and nvidia-smi's description of the card. Copy the
 # figures into docs/benchmarks.md with the card's name.
@@ -50,6 +52,22 @@ for precision in fp32 bf16; do
         cat "$OUT/$name.json"
     done
 done
+
+# The latent-EBM table (docs/protocols.md) on whichever of its data sets this machine has:
+# LEBM_SVHN, LEBM_CIFAR10, LEBM_CELEBA name their local paths (nothing is downloaded). It needs
+# far more than this script's 10 minutes at the published length: LEBM_EPOCHS (default 1 here,
+# a check that the pipeline runs on the real files) and LEBM_TIMEOUT set how long it may take.
+lebm=()
+[ -n "${LEBM_SVHN:-}" ] && lebm+=(--svhn "$LEBM_SVHN")
+[ -n "${LEBM_CIFAR10:-}" ] && lebm+=(--cifar10 "$LEBM_CIFAR10")
+[ -n "${LEBM_CELEBA:-}" ] && lebm+=(--celeba "$LEBM_CELEBA")
+if [ "${#lebm[@]}" -gt 0 ]; then
+    step "latent-EBM table (${LEBM_EPOCHS:-1} epochs)"
+    timeout "${LEBM_TIMEOUT:-600}" "$PY" benchmarks/protocols/lebm_table.py "${lebm[@]}" \
+        --device cuda --epochs "${LEBM_EPOCHS:-1}" --abp --results "$OUT/lebm.jsonl" \
+        > "$OUT/lebm.md" 2> "$OUT/lebm.err" || status=1
+    tail -n 8 "$OUT/lebm.md"
+fi
 
 step "done, status $status"
 exit "$status"

@@ -13,6 +13,7 @@ from torch import nn
 import latentgen
 from latentgen.data.examples import Examples
 from latentgen.errors import UserError
+from latentgen.evaluation.anomaly import DEFAULT_SCORE
 from latentgen.evaluation.latent_gap import _mmd
 from latentgen.model.observation import GaussianObservation
 from latentgen.model.priors import PriorSettings, StandardNormal, make_prior
@@ -232,9 +233,15 @@ def test_score_writes_one_row_per_example_and_evaluate_reports_detection(trained
     rows = list(csv.DictReader(open(out)))
     n = len(latentgen.load_run(trained_run, "cpu").examples(str(tiny_data["negative"])))
     assert len(rows) == n
-    assert list(rows[0]) == ["index", "score", "reconstruction", "prior", "mse", "pca_residual"]
+    assert list(rows[0]) == ["index", "score", "joint", "reconstruction", "prior", "norm",
+                             "mse", "pca_residual"]
     for r in rows:
-        assert float(r["score"]) == pytest.approx(float(r["reconstruction"]) + float(r["prior"]))
+        assert float(r["joint"]) == pytest.approx(float(r["reconstruction"]) + float(r["prior"]))
+        assert float(r["score"]) == float(r[DEFAULT_SCORE])
+    res = cli("score", trained_run, "--data", tiny_data["negative"], "--out", out,
+              "--score", "reconstruction")
+    assert res.code == 0 and "reconstruction: ||Y - f(Z*)||^2" in res.out, res
+    assert [r["score"] for r in csv.DictReader(open(out))] == [r["reconstruction"] for r in rows]
     res = cli("evaluate", trained_run, "--test-data", tiny_data["test"], "--negative-data",
               tiny_data["negative"], "--json")
     assert res.code == 0, res
@@ -255,6 +262,10 @@ def test_score_refusals_leave_no_file(trained_run, tmp_path, cli):
     assert not out.exists()
     res = cli("score", trained_run, "--out", tmp_path)
     assert res.code != 0 and "is a folder" in res.err
+    res = cli("score", trained_run, "--out", out, "--score", "energy")
+    assert res.code != 0 and len(res.err.strip().splitlines()) == 1, res
+    assert "--score must be one of joint, prior, reconstruction, norm" in res.err
+    assert not out.exists()
 
 
 def test_the_ebm_prior_has_no_likelihood_to_offer(tiny_data, tmp_path, cli):

@@ -28,12 +28,12 @@ def test_mnist_anomaly_runs_on_a_stand_in_and_skips_what_is_done(tmp_path):
     assert [(r["digit"], r["seed"]) for r in rows] == [(4, 0)]
     row = rows[0]
     assert row["chance"] == pytest.approx(0.1)  # one digit of ten in the stand-in's test split
-    for column in ("score", "reconstruction", "prior", "pca_residual"):
+    for column in ("joint", "prior", "norm", "reconstruction", "pca_residual"):
         assert 0.0 < row[f"auprc_{column}"] <= 1.0
     assert "| LEBM (Pang et al. 2020) | 0.336 | 0.630 | 0.619 | 0.463 | 0.413 |" in out
     again, out = _run("mnist_anomaly.py", "--digit", "4", tmp_path=tmp_path)
     assert again == rows  # the row in the results file is not run again
-    assert "**latentgen, -log p(Y, Z\\*)** | – | " in out
+    assert "(latentgen score's default)** | – | " in out
 
 
 @pytest.mark.slow

@@ -134,22 +134,32 @@ def score(
     sampler: str = SamplerOpt,
     mask: str | None = typer.Option(None, help="Score the observed entries only: " +
                                        MASK_HELP + "."),
+    score_name: str | None = typer.Option(None, "--score", metavar="NAME", help="What the "
+                                          "score column holds: joint (-log p(Y, Z*), the "
+                                          "default), prior (-log p(Z*)), reconstruction "
+                                          "(||Y - f(Z*)||^2 / (2 sigma^2)) or norm "
+                                          "(||Z*||^2 / 2); the CSV has all four."),
     device: str = DeviceOpt,
 ) -> None:
-    """Anomaly scores: infer Z* for each example, then write -log p(Y, Z*) (higher: more unlike
-    the training data), its reconstruction and prior parts, the per-element MSE and PCA's
-    residual (the baseline) to a CSV file."""
+    """Anomaly scores: infer Z* for each example, then write the score (higher: more unlike
+    the training data), -log p(Y, Z*) and its reconstruction and prior parts, the per-element
+    MSE and PCA's residual (the baseline) to a CSV file."""
     import latentgen
+    from latentgen.evaluation.anomaly import DEFAULT_SCORE, score_rule
 
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give the path of a .csv file")
+    name = score_name or DEFAULT_SCORE
+    score_rule(name)  # an unknown name is refused before the run is opened
     trained = latentgen.load_run(run, device)
     examples = trained.examples(data) if data is not None else None
-    scores = trained.score(examples, infer_steps=infer_steps, sampler=sampler, mask=mask)
+    scores = trained.score(examples, infer_steps=infer_steps, sampler=sampler, mask=mask,
+                           score=name)
     trained.save_scores(scores, out, examples.names if examples is not None else None)
     s = scores["score"]
-    make_console().print(f"scored {len(s)} examples: -log p(Y, Z*) median {s.median():.1f}, "
-                         f"from {s.min():.1f} to {s.max():.1f}; wrote [bold]{literal(out)}[/]")
+    make_console().print(f"scored {len(s)} examples by {literal(score_rule(name))}: median "
+                         f"{s.median():.1f}, from {s.min():.1f} to {s.max():.1f}; wrote "
+                         f"[bold]{literal(out)}[/]")
 
 
 def report(

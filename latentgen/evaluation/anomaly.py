@@ -1,13 +1,18 @@
 """Anomaly scores: how unlike the training data an example is, by the model's own energy.
 
-    score(Y) = -log p(Y, Z*) = ||Y - f(Z*)||^2 / (2 sigma^2) - log p(Z*)   (+ a constant)
+    joint(Y) = -log p(Y, Z*) = ||Y - f(Z*)||^2 / (2 sigma^2) - log p(Z*)   (+ a constant)
 
 with Z* the latent inferred for Y on the fixed generator (MAP from the prior's mode, as
 held-out error is measured): the energy of the joint after posterior inference, which is how
 the latent-EBM paper (Pang et al. 2020) scores anomalies. Any prior works, N(0, I) and the
 learned Gaussian included; an energy-based prior adds E(Z*) (its normalising constant is the
-same for every example, so it does not change a ranking). The two parts are kept apart too:
-``reconstruction`` (the first term) and ``prior`` (-log p(Z*)).
+same for every example, so it does not change a ranking). Its parts are scores too
+(``SCORES``): ``reconstruction`` (the first term), ``prior`` (-log p(Z*)) and ``norm``
+(||Z*||^2 / 2, the N(0, I) part of it). Which one ranks best depends on the data: on MNIST
+with one digit held out, the reconstruction term ranks by ink (a held-out 1 has the least, so
+the joint score ranks it as the most normal digit), while how far Z* lies from the origin
+tells the held-out digit apart (docs/protocols.md). ``DEFAULT_SCORE`` is what `score` writes
+in its ``score`` column and what `evaluate` measures detection with.
 
 ``detection`` measures how well a score tells data of another category (anomalies, label 1)
 from held-out data of the training category (label 0): the area under the ROC curve and the
@@ -31,18 +36,36 @@ from latentgen.evaluation.baselines import PCA, IndirectPCA
 if TYPE_CHECKING:
     from latentgen.training.assembly import Model
 
-#: what the score is, as `evaluate` and `score` print it
-SCORE_RULE = ("-log p(Y, Z*) = ||Y - f(Z*)||^2 / (2 sigma^2) - log p(Z*), Z* inferred for Y; "
-              "higher: more anomalous")
+#: the anomaly scores by name, as `evaluate` and `score` print them (higher: more anomalous);
+#: every one is computed at the latent Z* inferred for Y on the fixed generator
+SCORES = {
+    "joint": "-log p(Y, Z*) = ||Y - f(Z*)||^2 / (2 sigma^2) - log p(Z*)",
+    "prior": "-log p(Z*): how unlikely the latent that explains Y is under the prior",
+    "reconstruction": "||Y - f(Z*)||^2 / (2 sigma^2)",
+    "norm": "||Z*||^2 / 2: how far from the origin the latent that explains Y lies (the "
+            "N(0, I) term of -log p(Z*), without a learned prior's correction)",
+}
+#: the score `score` writes in its ``score`` column and `evaluate` measures detection with
+DEFAULT_SCORE = "joint"
+
+
+def score_rule(name: str = DEFAULT_SCORE) -> str:
+    """What the score ``name`` is, in one line; a ``UserError`` for an unknown name."""
+    if name not in SCORES:
+        raise UserError(f"--score must be one of {', '.join(SCORES)}, got '{name}'")
+    return f"{name}: {SCORES[name]}, Z* inferred for Y; higher: more anomalous"
 
 
 @torch.no_grad()
 def anomaly_scores(model: Model, device: torch.device, data: Examples, z: Tensor,
-                   batch_size: int = 256, masks: Masks | None = None) -> dict[str, Tensor]:
-    """Per example of ``data`` at its latent in ``z``: ``score`` (-log p(Y, Z), the constant
-    left out), its ``reconstruction`` and ``prior`` parts, and ``mse`` (per element, on the
-    modality's metric scale; over observed entries with ``masks``), all (n,) on the CPU."""
-    parts: dict[str, list[Tensor]] = {"reconstruction": [], "prior": [], "mse": []}
+                   batch_size: int = 256, masks: Masks | None = None,
+                   score: str = DEFAULT_SCORE) -> dict[str, Tensor]:
+    """Per example of ``data`` at its latent in ``z``: ``score`` (the one named, see
+    ``SCORES``), ``joint`` (-log p(Y, Z), the constant left out), its ``reconstruction`` and
+    ``prior`` parts, ``norm`` (||Z||^2 / 2), and ``mse`` (per element, on the modality's
+    metric scale; over observed entries with ``masks``), all (n,) on the CPU."""
+    score_rule(score)
+    parts: dict[str, list[Tensor]] = {"reconstruction": [], "prior": [], "norm": [], "mse": []}
     model.generator.eval()
     for index in torch.arange(len(data)).split(batch_size):
         y = data.get(index, device)
@@ -52,6 +75,7 @@ def anomaly_scores(model: Model, device: torch.device, data: Examples, z: Tensor
         observed = model.observation.measure(y)
         parts["reconstruction"].append(model.observation.energy(observed, x, mask).double().cpu())
         parts["prior"].append((-model.prior.log_prob(zi)).double().cpu())
+        parts["norm"].append(0.5 * zi.flatten(1).double().pow(2).sum(1).cpu())
         sq = (y - x).pow(2)
         if mask is None:
             mse = sq.flatten(1).mean(1)
@@ -60,8 +84,9 @@ def anomaly_scores(model: Model, device: torch.device, data: Examples, z: Tensor
             mse = (sq * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1)
         parts["mse"].append(mse.double().cpu() * model.metric_scale)
     out = {k: torch.cat(v) for k, v in parts.items()}
-    out["score"] = out["reconstruction"] + out["prior"]
-    return {k: out[k] for k in ("score", "reconstruction", "prior", "mse")}
+    out["joint"] = out["reconstruction"] + out["prior"]
+    out["score"] = out[score]
+    return {k: out[k] for k in ("score", "joint", "reconstruction", "prior", "norm", "mse")}
 
 
 @torch.no_grad()
@@ -135,7 +160,7 @@ def detection(normal: Tensor | np.ndarray, anomalous: Tensor | np.ndarray) -> di
 
 
 def detection_summary(model_normal: Tensor, model_anomalous: Tensor, pca_normal: Tensor,
-                      pca_anomalous: Tensor) -> dict[str, Any]:
+                      pca_anomalous: Tensor, score: str = DEFAULT_SCORE) -> dict[str, Any]:
     """What `evaluate` reports: the model's score and PCA's residual, side by side, with the
     AUPRC of a score that knows nothing (the share of anomalies)."""
     try:
@@ -147,4 +172,4 @@ def detection_summary(model_normal: Tensor, model_anomalous: Tensor, pca_normal:
     n, m = len(model_normal), len(model_anomalous)
     return {"auroc": model["auroc"], "auprc": model["auprc"], "pca_auroc": pca["auroc"],
             "pca_auprc": pca["auprc"], "chance_auprc": m / (n + m), "n_normal": n,
-            "n_anomalous": m, "score": SCORE_RULE}
+            "n_anomalous": m, "score": score_rule(score)}

@@ -194,14 +194,18 @@ class Run:
                                               mask), **result}
 
     def score(self, data: Source = None, infer_steps: int = DEFAULT_STEPS,
-              sampler: str = DEFAULT_SAMPLER, mask: str | None = None
-              ) -> dict[str, torch.Tensor]:
+              sampler: str = DEFAULT_SAMPLER, mask: str | None = None,
+              score: str | None = None) -> dict[str, torch.Tensor]:
         """Anomaly scores of every example of ``data`` (None: the training data): a dict of
-        (n,) tensors, ``score`` = -log p(Y, Z*) after inferring Z* (higher: more unlike the
-        training data), its ``reconstruction`` and ``prior`` parts, the per-element ``mse``
-        and ``pca_residual``, PCA's error at the same d (the baseline score;
+        (n,) tensors after inferring Z* (higher: more unlike the training data): ``score``
+        (the one named ``score``, default ``anomaly.DEFAULT_SCORE``), ``joint`` = -log p(Y, Z*),
+        its ``reconstruction`` and ``prior`` parts, ``norm`` = ||Z*||^2 / 2, the per-element
+        ``mse`` and ``pca_residual``, PCA's error at the same d (the baseline score;
         ``latentgen.evaluation.anomaly``). `latentgen score` writes them as a CSV."""
-        return work.score(self, data, steps=infer_steps, sampler=sampler, mask=mask)
+        from latentgen.evaluation.anomaly import DEFAULT_SCORE
+
+        return work.score(self, data, steps=infer_steps, sampler=sampler, mask=mask,
+                          score=score or DEFAULT_SCORE)
 
     def latent_gap(self, seed: int = 0) -> dict[str, Any]:
         """How far the aggregate posterior (the banked latents of the training data) is from

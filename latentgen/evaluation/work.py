@@ -18,7 +18,13 @@ from torch.utils.data import Dataset
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks, parse_masks
 from latentgen.errors import UserError
-from latentgen.evaluation.anomaly import anomaly_scores, detection_summary, pca_residuals
+from latentgen.evaluation.anomaly import (
+    DEFAULT_SCORE,
+    anomaly_scores,
+    detection_summary,
+    pca_residuals,
+    score_rule,
+)
 from latentgen.evaluation.baselines import (
     REGIME_RULE,
     baseline_pca,
@@ -175,14 +181,17 @@ def reconstruct(trained: Run, source: Source = None, n: int | None = None,
 
 
 def score(trained: Run, source: Source = None, steps: int = DEFAULT_STEPS,
-          sampler: str = DEFAULT_SAMPLER, mask: str | None = None) -> dict[str, torch.Tensor]:
+          sampler: str = DEFAULT_SAMPLER, mask: str | None = None,
+          score: str = DEFAULT_SCORE) -> dict[str, torch.Tensor]:
     """Anomaly scores of every example of ``source`` (``latentgen.evaluation.anomaly``):
-    ``score``, ``reconstruction``, ``prior``, ``mse`` and ``pca_residual`` (the per-element
-    error of PCA at the same d, the baseline score), each (n,). Latents are inferred as for
+    ``score`` (the one named ``score``), ``joint``, ``reconstruction``, ``prior``, ``mse`` and
+    ``pca_residual`` (the per-element error of PCA at the same d, the baseline score), each
+    (n,). Latents are inferred as for
     held-out error (training data: refined from the banked ones); with ``mask``, from the
     observed entries, which alone are scored."""
     if steps < 0:
         raise UserError(f"--infer-steps must be 0 or more, got {steps}")
+    score_rule(score)  # an unknown name is refused before any work
     data, banked = open_source(trained, source, "--data")
     masks = _masks(trained, mask, len(data), "--data") if mask else None
     model, dev = trained.model, trained.device
@@ -190,7 +199,7 @@ def score(trained: Run, source: Source = None, steps: int = DEFAULT_STEPS,
         z = training_latents(model, dev, data, banked)
     else:
         z = infer_latents(model, dev, data, steps, sampler, masks=masks)
-    out = anomaly_scores(model, dev, data, z, masks=masks)
+    out = anomaly_scores(model, dev, data, z, masks=masks, score=score)
     pca = baseline_pca(model, trained.training_examples(), dev)
     out["pca_residual"] = pca_residuals(pca, data, dev, masks) * model.metric_scale
     return out
