@@ -11,9 +11,9 @@ Each (digit, seed) trains ``latentgen train --data "MNIST?split=train&drop=K" --
 scores ``MNIST?split=test`` with ``latentgen score``'s defaults. One JSON line per run goes to
 stdout and is appended to ``--results``; a (digit, seed) already in that file is not run again,
 so a protocol can be run a few digits at a time. At the end: a markdown table of every digit
-in the file with the published AUPRC beside ours, the AUPRC of the score's parts (the
-reconstruction term, the latent prior's term) and of PCA's residual at equal d, and the
-seconds each run took. ``--check`` runs the same pipeline on a small stand-in made in MNIST's
+in the file with the published AUPRC beside ours: the AUPRC of each of `latentgen score`'s
+scores (joint, the default; prior; norm; reconstruction) and of PCA's residual at equal d, and
+the seconds each run took. ``--check`` runs the same pipeline on a small stand-in made in MNIST's
 own IDX format (no data needed; what the tests run).
 """
 
