@@ -208,8 +208,9 @@ def test_default_run_folders_do_not_collide(tmp_path, monkeypatch):
 
 def test_pictures_train_with_their_own_defaults_and_a_width_by_size():
     """The image modality's measured defaults fill what nothing else sets, and --width 0 (its
-    default) keeps the first hidden layer at 128 channels or more: 64 at 16 and 28 px, 32
-    above; an explicit width is kept."""
+    default) keeps the transposed-convolution stack's first hidden layer at 128 channels or
+    more: 64 at 16 and 28 px, 32 above; the residual generator (the default for whole
+    pictures) ends at 32 at every size; an explicit width is kept."""
     from latentgen.plugins.registry import get_registry
     from latentgen.training.assembly import Model
 
@@ -220,13 +221,24 @@ def test_pictures_train_with_their_own_defaults_and_a_width_by_size():
     given = latentgen.resolve_config({"modality": "image", "langevin_steps": 30})
     assert given.langevin_steps == 30
 
-    def first_and_last(size: int, **opts: int) -> tuple[int, int]:
+    def first_and_last(size: int, **opts) -> tuple[int, int]:
         cfg = latentgen.resolve_config({"modality": "image", "latent_dim": 4,
-                                        "modality_options": {"image_size": size, **opts}})
+                                        "modality_options": {"image_size": size,
+                                                             "generator": "convt", **opts}})
         convs = [m for m in Model.from_config(cfg).generator.modules()
                  if isinstance(m, torch.nn.ConvTranspose2d)]
         return convs[0].out_channels, convs[-2].out_channels
 
+    def residual(size: int) -> tuple[str, int, int]:
+        cfg = latentgen.resolve_config({"modality": "image", "latent_dim": 4,
+                                        "modality_options": {"image_size": size}})
+        model = Model.from_config(cfg)
+        convs = [m for m in model.generator.modules()
+                 if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+        return model.options.generator, convs[0].out_channels, convs[-1].in_channels
+
+    assert residual(16) == ("resnet", 64, 32)
+    assert residual(32) == ("resnet", 128, 32)
     assert first_and_last(16) == (128, 64)
     assert first_and_last(28) == (128, 64)
     assert first_and_last(32) == (128, 32)

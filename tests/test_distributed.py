@@ -26,7 +26,7 @@ from .conftest import TINY_TRAIN, make_faces
 
 #: a run whose inference dynamics are sensitive (L = 5 at step 0.3): rounding differences
 #: would show; 4 batches per epoch, so --max-steps 5 stops inside epoch 2
-OPTIONS = [*TINY_TRAIN, "--seed", "0", "--fp64-gradients"]
+OPTIONS = [*TINY_TRAIN, "--seed", "0", "--fp64-gradients", "--generator", "convt"]
 RUN = [*OPTIONS, "--epochs", "3"]
 
 
@@ -171,7 +171,8 @@ def test_torchrun_streams_prepared_data_with_empty_shards_and_a_disk_bank(tmp_pa
     packed = tmp_path / "three.u8"
     assert cli("prepare", "--data", tmp_path / "three.npy", "--out", packed).code == 0
     options = ["--data", packed, "--latent-dim", 4, "--batch-size", 2, "--langevin-steps", 3,
-               "--width", 8, "--epochs", 2, "--device", "cpu", "--fp64-gradients"]
+               "--width", 8, "--epochs", 2, "--device", "cpu", "--fp64-gradients",
+               "--generator", "convt"]
     assert cli("train", *options, "--out", tmp_path / "one").code == 0
     for nproc in (2, 4):
         out = tmp_path / f"n{nproc}"

@@ -75,7 +75,8 @@ def test_checkpoint_contents(tiny_data, tmp_path):
     assert ckpt["plugin"]["name"] == "image" and ckpt["plugin"]["version"]
     stored = tomllib.loads((tmp_path / "run/config.toml").read_text())
     assert stored["modality_options"] == {"image_size": 16, "channels": 1, "width": 8,
-                                          "latent_field": False, "crops": 0}
+                                          "latent_field": False, "generator": "resnet",
+                                          "crops": 0}
     assert (tmp_path / "run/checkpoints/epoch_0001.pt").exists()
     assert not list((tmp_path / "run/checkpoints").glob("*.tmp"))
 

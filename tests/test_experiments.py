@@ -184,6 +184,13 @@ def test_training_tracks_train_test_negative_curves(curves_run):
             assert 0 < float(r[col]) < 1
     with Image.open(curves_run / "curves.png") as img:
         assert img.size[0] > 300 and img.getextrema() != ((255, 255),) * 3
+    from latentgen.evaluation.curves import curve_series
+
+    # the chart draws the three evaluated errors and the running training error of each epoch
+    series = curve_series(rows)
+    assert set(series) == {"train", "test", "negative", "train (running)"}
+    assert [x for x, _ in series["test"]] == [2.0, 3.0]
+    assert len(series["train (running)"]) == 3
 
 
 def test_training_prints_the_regime_and_rule(tiny_data, cli, tmp_path):

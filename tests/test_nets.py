@@ -81,3 +81,37 @@ def test_the_phase_form_is_the_transposed_convolution(dims, cin, cout, stride, s
     assert not phases_apply(wide)  # wide layers keep the library's kernel
     odd = cls(cin, cout, 3, 1, 1)
     assert not phases_apply(odd)
+
+
+@pytest.mark.parametrize("design", ["convt", "upconv", "resnet"])
+@pytest.mark.parametrize("dims,base,strides,field", [
+    (1, 4, [4, 2], None), (2, 4, [2, 2], None), (2, 4, [2, 2], 4),
+    (3, (2, 4, 4), [(1, 2, 2)], None),
+])
+def test_every_design_makes_the_data_shape_at_unit_scale(design, dims, base, strides, field):
+    torch.manual_seed(0)
+    gen = UpsamplingGenerator(dims=dims, latent_dim=8, out_channels=3, base=base,
+                              strides=strides, widths=[32] * len(strides), latent_field=field,
+                              design=design)
+    z = torch.randn(16, *gen.latent_shape)
+    with torch.no_grad():
+        x = gen(z)
+        # hidden activations keep a unit scale at initialisation (He with the true fan-in), so
+        # the output depends on Z from the start; the output layer starts small (gain 0.1)
+        hidden = gen.net[:-2](z.reshape(16, 8, *([1] * dims)) if field is None else z)
+    assert tuple(x.shape[1:]) == tuple(gen.data_shape)
+    assert 0.3 < float(hidden.std()) < 3.0
+    assert 0.005 < float(x.std()) < 0.5
+
+
+def test_a_larger_latent_field_gives_a_larger_output_for_every_design():
+    for design in ("convt", "upconv", "resnet"):
+        gen = UpsamplingGenerator(dims=2, latent_dim=4, out_channels=1, base=4, strides=[2, 2],
+                                  widths=[8, 8], latent_field=4, design=design)
+        assert gen(torch.randn(2, 4, 8, 8)).shape == (2, 1, 32, 32)
+
+
+def test_an_unknown_design_is_refused():
+    with pytest.raises(ValueError, match="unknown generator design 'gan'"):
+        UpsamplingGenerator(dims=2, latent_dim=4, out_channels=1, base=4, strides=[2],
+                            widths=[8], design="gan")

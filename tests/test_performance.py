@@ -10,7 +10,7 @@ import torch
 
 from latentgen.model.observation import GaussianObservation
 from latentgen.model.priors import StandardNormal
-from latentgen.model.samplers import Langevin
+from latentgen.model.samplers import Langevin, UnadjustedLangevin
 from latentgen.plugins.registry import get_registry
 from latentgen.runtime.seeding import derived_generator
 from latentgen.training.bank import LatentBank
@@ -24,7 +24,7 @@ def _generator(size: int = 16, channels: int = 3):
     mod = get_registry().modality("image")
     torch.manual_seed(0)
     return mod.build_generator(8, mod.make_options({"image_size": size, "channels": channels,
-                                                     "width": 8}))
+                                                     "width": 8, "generator": "convt"}))
 
 
 def test_engine_matches_the_plain_loop():
@@ -35,8 +35,9 @@ def test_engine_matches_the_plain_loop():
     y = torch.rand(n, *base.data_shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
     prior = StandardNormal(base.latent_shape)
     bank = LatentBank.from_prior(prior, n, seed)
-    engine = ABPEngine(copy.deepcopy(base), prior, Langevin(delta), GaussianObservation(sigma),
-                       bank, langevin_steps=steps, batch_size=8, lr=1e-3, seed=seed)
+    engine = ABPEngine(copy.deepcopy(base), prior, UnadjustedLangevin(delta),
+                       GaussianObservation(sigma), bank, langevin_steps=steps, batch_size=8,
+                       lr=1e-3, seed=seed)
     assert engine.generator.net[2].weight.is_contiguous(memory_format=torch.channels_last)
     ref = copy.deepcopy(base)
     ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3, betas=(0.5, 0.999))
@@ -113,12 +114,17 @@ def test_langevin_flops_are_a_forward_and_a_backward_pass():
     z = torch.randn(4, 8)
     y = torch.zeros(4, *gen.data_shape)
     forward = count_flops(lambda: gen(z))
-    sampler = Langevin(0.1)
+    sampler = UnadjustedLangevin(0.1)
     step = count_flops(lambda: sampler.infer(z, y, gen, GaussianObservation(0.5),
                                              StandardNormal((8,)), 1))
     # the backward pass to Z costs one forward pass's FLOPs, less the first layer's weight
     # side (not needed): between 1.5 and 2 forward passes
     assert 1.5 * forward <= step <= 2.0 * forward
+    # the Metropolis-adjusted chain evaluates its start too: one pass more per chain
+    adjusted = [count_flops(lambda k=k: Langevin(0.1).infer(
+        z, y, gen, GaussianObservation(0.5), StandardNormal((8,)), k)) for k in (1, 3)]
+    assert adjusted[0] == pytest.approx(2 * step, rel=0.05)
+    assert adjusted[1] == pytest.approx(4 * step, rel=0.05)
 
 
 def test_bench_prints_its_figures_as_json(cli):

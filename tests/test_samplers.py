@@ -12,7 +12,7 @@ from torch import nn
 
 from latentgen import GradientDescent, Langevin, StandardNormal
 from latentgen.model.observation import GaussianObservation
-from latentgen.model.samplers import AdaptiveMAP
+from latentgen.model.samplers import AdaptiveMAP, UnadjustedLangevin
 
 
 class Linear(nn.Module):
@@ -62,6 +62,39 @@ def test_langevin_matches_posterior_mean_and_covariance():
     assert ((z.mean(0) - mean).abs() < tol + 0.01).all(), (z.mean(0), mean)
     rel = (emp_cov - cov).norm() / cov.norm()
     assert rel < 0.1, f"covariance off by {rel:.3f}:\n{emp_cov}\n{cov}"
+
+
+def test_langevin_stays_on_the_posterior_where_the_unadjusted_update_diverges():
+    # many data entries: step x curvature far above 2 at the training step size, the case of
+    # a generator sharpened by training (the error jumps of the embedded faces)
+    gen, y, mean, cov, obs, prior = _problem(D=400)
+    n = 256
+    z0 = torch.zeros(n, 3, dtype=torch.float64)
+    plain = UnadjustedLangevin(step_size=0.3).infer(z0, y.expand(n, -1), gen, obs, prior,
+                                                    steps=20, rng=torch.Generator().manual_seed(3))
+    assert not torch.isfinite(plain).all() or plain.abs().max() > 1e3  # flung away
+    z = Langevin(step_size=0.3).infer(z0, y.expand(n, -1), gen, obs, prior, steps=200,
+                                      rng=torch.Generator().manual_seed(3))
+    assert torch.isfinite(z).all()
+    spread = cov.diagonal().sqrt()
+    assert ((z.mean(0) - mean).abs() < 4 * spread / n**0.5 + 0.05 * spread).all(), (
+        z.mean(0), mean)
+    assert (z.std(0) < 2 * spread).all() and (z.std(0) > 0.5 * spread).all()
+
+
+def test_langevin_accepts_nearly_every_move_of_a_stable_step_and_rejects_unstable_ones():
+    # where the plain update is stable the adjusted one is (almost) the plain one
+    gen, y, *_, obs, prior = _problem()
+    z0 = torch.zeros(64, 3, dtype=torch.float64)
+    sampler = Langevin(0.05)
+    sampler.infer(z0, y.expand(64, -1), gen, obs, prior, steps=10,
+                  rng=torch.Generator().manual_seed(4))
+    assert sampler.acceptance > 0.95
+    sampler = Langevin(0.3)
+    big, y_big, *_, obs_big, prior_big = _problem(D=400)
+    sampler.infer(z0, y_big.expand(64, -1), big, obs_big, prior_big, steps=10,
+                  rng=torch.Generator().manual_seed(4))
+    assert sampler.acceptance < 0.9  # the unstable step is rejected, then halved
 
 
 def test_inference_leaves_parameters_untouched_and_without_grad():

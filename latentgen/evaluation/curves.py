@@ -6,8 +6,12 @@ Every ``eval_every`` epochs the generator is held fixed and:
   - test, negative: latents are inferred from the prior's mode by ``eval_steps`` MAP steps
     (sampler "map", the same procedure as ``latentgen evaluate``), and those examples
     reconstructed.
+Each set is measured on at most ``eval_examples`` examples (an evenly spread subset, the same
+at every evaluation): inference of an example costs as much as training it, and the curves
+need the trend, not every example. ``evaluate`` and ``report`` measure whole held-out sets.
 The errors go into ``metrics.csv`` (eval_train_mse, test_mse, negative_mse) and a plot of them
-over epochs into ``curves.png``, with PCA at the same number of latent factors as dashed lines.
+over epochs into ``curves.png``, with PCA at the same number of latent factors (on the same
+examples) as dashed lines, beside the running training error of every epoch.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ import torch
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks
 from latentgen.evaluation.baselines import REGIME_RULE, baseline_pca, regime
-from latentgen.evaluation.inference import infer_latents, per_example_mse, training_latents
+from latentgen.evaluation.defaults import TRAIN_SAMPLE
+from latentgen.evaluation.inference import (
+    infer_latents,
+    per_example_mse,
+    spread_subset,
+    training_latents,
+)
 from latentgen.evaluation.plot import line_chart, write_chart
 from latentgen.training.observers import EpochEvent, Observer, StartEvent
 
@@ -33,22 +43,40 @@ SYNTHESIS_COLUMNS = ("swd", "swd_pca", "swd_floor")
 
 class CurveTracker:
     def __init__(self, model: Any, device: torch.device, train: Examples,
-                 held_out: dict[str, Examples], steps: int, masks: Masks | None = None) -> None:
+                 held_out: dict[str, Examples], steps: int, masks: Masks | None = None,
+                 examples: int | None = None) -> None:
         self.model, self.device, self.train = model, device, train
-        self.held_out, self.steps, self.masks = held_out, steps, masks
+        self.steps, self.masks = steps, masks
+        limit = examples or TRAIN_SAMPLE
+        #: the training examples measured (all, or an evenly spread subset without masks)
+        self.train_index = spread_subset(len(train), limit) if masks is None else None
+        # held-out sets are cut the same way, unless masks are given per example of a set
+        self.held_out = {name: self._cut(data, limit) for name, data in held_out.items()}
         self.pca: dict[str, float] = {}
         if held_out:
-            pca = baseline_pca(model, train, device)
+            pca = baseline_pca(model, train, device)  # fit on the whole training set
             scale = model.metric_scale
-            for name, data in {"train": train, **held_out}.items():
+            measured = (train if self.train_index is None
+                        else train.subset(self.train_index))
+            for name, data in {"train": measured, **self.held_out}.items():
                 self.pca[name] = float(pca.per_example_mse(data, device, scale).mean())
+
+    def _cut(self, data: Examples, limit: int) -> Examples:
+        if self.masks is not None and self.masks.fits(len(data)) and not self.masks.fits(
+                len(data) + 1):  # one mask per example of this set: keep them aligned
+            return data
+        index = spread_subset(len(data), limit)
+        return data if index is None else data.subset(index)
 
     def measure(self, latents: torch.Tensor) -> dict[str, float]:
         """The eval columns of a metrics row, for the generator as it is now."""
         where = "observed" if self.masks is not None else "all"
-        z = training_latents(self.model, self.device, self.train, latents, self.masks)
+        train, masks, index = self.train, self.masks, self.train_index
+        if index is not None:  # an evenly spread subset of a large training set
+            train, latents = train.subset(index), latents[index.to(latents.device)]
+        z = training_latents(self.model, self.device, train, latents, masks)
         row = {"eval_train_mse": float(per_example_mse(
-            self.model, self.device, self.train, z, masks=self.masks, where=where).nanmean())}
+            self.model, self.device, train, z, masks=masks, where=where).nanmean())}
         for name, data in self.held_out.items():
             # Learning from occluded data: held-out sets are occluded the same way (when the
             # masks cover them) and measured on observed entries, like the training set.
@@ -77,7 +105,7 @@ class CurveObserver(Observer):
         t = event.trainer
         self.trainer = t
         self.tracker = CurveTracker(t.model, t.device, t.data, t.held_out,
-                                    t.config.eval_steps, t.masks)
+                                    t.config.eval_steps, t.masks, t.config.eval_examples)
 
     def on_epoch(self, event: EpochEvent) -> None:
         assert self.tracker is not None, "on_start comes first"
@@ -115,17 +143,28 @@ class CurveObserver(Observer):
 def curves_png(rows: list[dict[str, Any]], pca: dict[str, float] | None = None,
                units: str = "per-element MSE") -> bytes:
     """The error curves of a metrics table (as written or as read back from CSV)."""
+    series = curve_series(rows)
+    hlines = {f"PCA {k}": v for k, v in (pca or {}).items() if k in series}
+    return line_chart(series, title="reconstruction error over training", xlabel="epoch",
+                      ylabel=units, hlines=hlines)
+
+
+def curve_series(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    """(epoch, error) points of each curve of a metrics table: train, test and negative where
+    evaluated, and the running training error of every epoch."""
     series: dict[str, list[tuple[float, float]]] = {}
     for name, column in CURVE_COLUMNS.items():
         pts = [(float(r["epoch"]), float(r[column])) for r in rows if r.get(column) not in
                (None, "")]
         if pts:
             series[name] = pts
-    if not series:  # no evaluation yet: the running training error of each epoch
-        series["train"] = [(float(r["epoch"]), float(r["train_mse"])) for r in rows]
-    hlines = {f"PCA {k}": v for k, v in (pca or {}).items() if k in series}
-    return line_chart(series, title="reconstruction error over training", xlabel="epoch",
-                      ylabel=units, hlines=hlines)
+    # every epoch's running training error (at the Langevin samples of the epoch, while the
+    # generator moved), beside the evaluated train error at MAP latents when there is one
+    running = [(float(r["epoch"]), float(r["train_mse"])) for r in rows
+               if r.get("train_mse") not in (None, "")]
+    if running:
+        series["train (running)" if "train" in series else "train"] = running
+    return series
 
 
 def synthesis_png(rows: list[dict[str, Any]]) -> bytes:
@@ -151,4 +190,5 @@ def final_regime(rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]] | N
     return None
 
 
-__all__ = ["CurveObserver", "CurveTracker", "REGIME_RULE", "curves_png", "final_regime"]
+__all__ = ["CurveObserver", "CurveTracker", "REGIME_RULE", "curve_series", "curves_png",
+           "final_regime"]

@@ -50,6 +50,14 @@ def infer_latents(model: Model, device: torch.device, data: Examples,
     return torch.cat(out)
 
 
+def spread_subset(n: int, limit: int) -> torch.Tensor | None:
+    """At most ``limit`` indices spread evenly over ``range(n)`` (always the same ones), or
+    None when ``n`` is within the limit."""
+    if n <= limit:
+        return None
+    return torch.linspace(0, n - 1, limit).round().long()
+
+
 def training_latents(model: Model, device: torch.device, data: Examples,
                      banked: torch.Tensor, masks: Masks | None = None) -> torch.Tensor:
     """MAP latents of training examples, refined from their banked Langevin samples, so that

@@ -50,7 +50,8 @@ class Run:
         run.check_unedited(config, state)
         try:
             model = Model.from_config(config)
-            model.generator.load_state_dict(state["generator"])
+            # the moving average of the weights (--ema) is the model a run hands on
+            model.generator.load_state_dict(state.get("generator_ema") or state["generator"])
             model.prior.load_state_dict(state.get("prior") or {})
             model.observation.load_state_dict(state.get("observation") or {})
             latents = state["latents"]

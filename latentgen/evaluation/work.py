@@ -32,12 +32,14 @@ from latentgen.evaluation.baselines import (
     pca_extras,
     regime,
 )
+from latentgen.evaluation.defaults import TRAIN_SAMPLE
 from latentgen.evaluation.inference import (
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
     infer_latents,
     per_example_extras,
     per_example_mse,
+    spread_subset,
     training_latents,
 )
 from latentgen.model.nets import generate
@@ -279,6 +281,12 @@ def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
     scale = model.metric_scale
     opened = {name: open_source(trained, source, f"--{name}-data") for name, source in sets.items()}
     train = opened["train"][0] if sets.get("train", "") is None else trained.training_examples()
+    if "train" in opened and not mask:  # the training error of an evenly spread subset
+        index = spread_subset(len(train), TRAIN_SAMPLE)
+        if index is not None:
+            banked = opened["train"][1]
+            opened["train"] = (train.subset(index),
+                               banked[index.to(banked.device)] if banked is not None else None)
     masks: dict[str, Masks] = {}
     if mask and model.observation.operator is not None:
         raise UserError(f"--mask {mask}: the run learned from indirect observations "

@@ -10,6 +10,7 @@ from latentgen._exports import lazy_exports
 _EXPORTS = {
     "Generator": "latentgen.model.generator",
     "UpsamplingGenerator": "latentgen.model.nets",
+    "GENERATOR_DESIGNS": "latentgen.model.nets",
     "generate": "latentgen.model.nets",
     "halving_widths": "latentgen.model.nets",
     "GaussianObservation": "latentgen.model.observation",
@@ -19,6 +20,7 @@ _EXPORTS = {
     "GradientDescent": "latentgen.model.samplers",
     "Langevin": "latentgen.model.samplers",
     "Sampler": "latentgen.model.samplers",
+    "UnadjustedLangevin": "latentgen.model.samplers",
     "normal_like": "latentgen.model.samplers",
 }
 __all__ = sorted(_EXPORTS)
@@ -26,7 +28,12 @@ __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 if TYPE_CHECKING:
     from latentgen.model.generator import Generator
-    from latentgen.model.nets import UpsamplingGenerator, generate, halving_widths
+    from latentgen.model.nets import (
+        GENERATOR_DESIGNS,
+        UpsamplingGenerator,
+        generate,
+        halving_widths,
+    )
     from latentgen.model.observation import GaussianObservation
     from latentgen.model.priors import Prior, StandardNormal
     from latentgen.model.samplers import (
@@ -34,5 +41,6 @@ if TYPE_CHECKING:
         GradientDescent,
         Langevin,
         Sampler,
+        UnadjustedLangevin,
         normal_like,
     )

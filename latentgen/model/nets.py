@@ -18,6 +18,16 @@ from latentgen.model.phase import PhasedConvTranspose1d, PhasedConvTranspose2d
 
 # the 1D and 2D output layers run as convolutions of their phases on CPUs (model/phase.py)
 _CONV_T = {1: PhasedConvTranspose1d, 2: PhasedConvTranspose2d, 3: nn.ConvTranspose3d}
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+
+#: the upsampling layers a generator is built of (``UpsamplingGenerator(design=...)``)
+GENERATOR_DESIGNS = {
+    "convt": "transposed convolutions, kernel 2s (the seed's and DCGAN's stack)",
+    "upconv": "nearest-neighbour upsampling then a 3-wide convolution (no checkerboard "
+              "pattern from overlapping kernels)",
+    "resnet": "residual blocks: upsample, two 3-wide convolutions, a 1x1 shortcut, then a "
+              "3-wide output convolution (the later papers' generators)",
+}
 
 
 def _tuple(v: int | Sequence[int], dims: int) -> tuple[int, ...]:
@@ -57,10 +67,13 @@ class UpsamplingGenerator(Generator):
                  base: int | Sequence[int], strides: Sequence[int | Sequence[int]],
                  widths: Sequence[int], latent_field: int | Sequence[int] | None = None,
                  slope: float = 0.2, crop: int | Sequence[int] | None = None,
-                 headroom: float = 1.0) -> None:
+                 headroom: float = 1.0, design: str = "convt") -> None:
         super().__init__()
         if len(widths) != len(strides):
             raise ValueError("need one width per upsampling layer")
+        if design not in GENERATOR_DESIGNS:
+            raise ValueError(f"unknown generator design {design!r}; one of "
+                             f"{', '.join(GENERATOR_DESIGNS)}")
         conv_t = _CONV_T[dims]
         base_t = _tuple(base, dims)
         layers: list[nn.Module] = []
@@ -75,23 +88,38 @@ class UpsamplingGenerator(Generator):
             layers.append(conv_t(latent_dim, widths[0], kernel_size=1, bias=True))
             size = field
             self.latent_shape = (latent_dim, *field)
-        channels = list(widths[1:]) + [out_channels]
-        in_ch = widths[0]
-        for stride, out_ch in zip(strides, channels):
-            s = _tuple(stride, dims)
+        steps = [_tuple(stride, dims) for stride in strides]
+        for s in steps:
             if any(v % 2 and v != 1 for v in s):
                 raise ValueError(f"strides must be 1 or even, got {s}")
-            k = tuple(2 * v if v > 1 else 3 for v in s)
-            p = tuple(v // 2 if v > 1 else 1 for v in s)
-            layers.append(nn.LeakyReLU(slope, inplace=True))
-            # the stubs type one ConvTransposeNd; the per-axis tuples are what Nd takes
-            up = conv_t(in_ch, out_ch, kernel_size=k, stride=s, padding=p)  # type: ignore[arg-type]
-            layers.append(up)
+        if design == "convt":
+            channels = list(widths[1:]) + [out_channels]
+            in_ch = widths[0]
+            for s, out_ch in zip(steps, channels):
+                k = tuple(2 * v if v > 1 else 3 for v in s)
+                p = tuple(v // 2 if v > 1 else 1 for v in s)
+                layers.append(nn.LeakyReLU(slope, inplace=True))
+                # the stubs type one ConvTransposeNd; the per-axis tuples are what Nd takes
+                up = conv_t(in_ch, out_ch, k, s, p)  # type: ignore[arg-type]
+                layers.append(up)
+                in_ch = out_ch
+        elif design == "upconv":
+            channels = list(widths[1:]) + [out_channels]
+            for s, in_ch, out_ch in zip(steps, widths, channels):
+                layers += [nn.LeakyReLU(slope, inplace=True), _upsample(s),
+                           _CONV[dims](in_ch, out_ch, kernel_size=3, padding=1)]
+        else:  # resnet: the last block keeps its width; a convolution maps it to the data
+            channels = list(widths[1:]) + [widths[-1]]
+            layers += [ResidualUpBlock(dims, in_ch, out_ch, s, slope)
+                       for s, in_ch, out_ch in zip(steps, widths, channels)]
+            layers += [nn.LeakyReLU(slope), _CONV[dims](widths[-1], out_channels,
+                                                        kernel_size=3, padding=1)]
+        for s in steps:
             size = tuple(a * b for a, b in zip(size, s))
-            in_ch = out_ch
         layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
         self.dims = dims
+        self.design = design
         self.headroom = float(headroom)
         self.vector_latent = latent_field is None
         self._init_weights(slope)
@@ -104,7 +132,7 @@ class UpsamplingGenerator(Generator):
 
     @torch.no_grad()
     def _init_weights(self, slope: float) -> None:
-        """He initialisation with the true fan-in of a transposed convolution.
+        """He initialisation with the true fan-in of each layer.
 
         PyTorch's default takes the fan-in of a transposed convolution from its *output*
         channels, which shrinks activations layer by layer: the generator then starts as a
@@ -112,17 +140,22 @@ class UpsamplingGenerator(Generator):
         so samples drawn from the prior come out as grey averages. Here each output sees
         in_channels * prod(kernel / stride) inputs, and Z ~ N(0, I) yields unit-scale activations.
         """
-        convs = [m for m in self.net if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d,
-                                                       nn.ConvTranspose3d))]
+        convs = [m for m in self.net.modules()
+                 if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
+                                   nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+        output = convs[-1]
         for i, conv in enumerate(convs):
             taps = 1.0
+            transposed = isinstance(conv, (nn.ConvTranspose1d, nn.ConvTranspose2d,
+                                           nn.ConvTranspose3d))
             if not (i == 0 and self.vector_latent):  # a 1x1 latent meets each kernel tap once
                 for k, s in zip(conv.kernel_size, conv.stride):
-                    taps *= k / s
+                    taps *= k / s if transposed else k
             fan_in = conv.in_channels * taps
             # The output layer starts small: a generator that begins near-constant learns smooth
             # images first instead of having to unlearn random high-frequency texture.
-            gain = nn.init.calculate_gain("leaky_relu", slope) if i < len(convs) - 1 else 0.1
+            gain = (0.1 if conv is output
+                    else getattr(conv, "gain", nn.init.calculate_gain("leaky_relu", slope)))
             nn.init.normal_(conv.weight, 0.0, gain / fan_in ** 0.5)
             if conv.bias is not None:
                 nn.init.zeros_(conv.bias)
@@ -136,6 +169,36 @@ class UpsamplingGenerator(Generator):
         if any(self.excess):
             x = x[(..., *(slice(0, n - e) for n, e in zip(x.shape[2:], self.excess)))]
         return x
+
+
+def _upsample(stride: tuple[int, ...]) -> nn.Module:
+    return nn.Upsample(scale_factor=stride, mode="nearest")
+
+
+class ResidualUpBlock(nn.Module):
+    """x -> up(x) projected by a 1x1 convolution, plus act, up, conv3, act, conv3 of x: the
+    up-sampling residual block of the family's later generators (and of SNGAN / BigGAN),
+    without normalisation (a batch-dependent layer would make an example's reconstruction
+    depend on its batch-mates during inference)."""
+
+    def __init__(self, dims: int, in_ch: int, out_ch: int, stride: tuple[int, ...],
+                 slope: float) -> None:
+        super().__init__()
+        conv = _CONV[dims]
+        self.up = _upsample(stride)
+        self.act = nn.LeakyReLU(slope)
+        self.conv1 = conv(in_ch, out_ch, kernel_size=3, padding=1)
+        self.conv2 = conv(out_ch, out_ch, kernel_size=3, padding=1)
+        self.skip = conv(in_ch, out_ch, kernel_size=1)
+        # the branch and the shortcut each start at half the variance, so their sum keeps the
+        # unit scale that He initialisation gives a plain stack
+        for layer in (self.conv2, self.skip):
+            layer.gain = nn.init.calculate_gain("leaky_relu", slope) / 2 ** 0.5  # type: ignore[assignment]
+
+    def forward(self, x: Tensor) -> Tensor:
+        up = self.up(x)
+        h = self.conv2(self.act(self.conv1(self.act(up))))
+        return h + self.skip(up)
 
 
 def halving_widths(last: int, layers: int, cap: int = 1024) -> list[int]:

@@ -193,7 +193,7 @@ class StandardNormal(Prior):
         torch.randn(out.shape, generator=generator, out=out)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        d = z[0].numel()
+        d = math.prod(z.shape[1:])
         return -0.5 * z.flatten(1).pow(2).sum(1) - 0.5 * d * math.log(2 * math.pi)
 
     def grad_log_prob(self, z: Tensor) -> Tensor:
@@ -323,7 +323,7 @@ class LearnedGaussian(Prior):
         w = self._apply(inv, self._field(z) - mean)
         total_log_det = log_det * w.shape[2] if log_det.dim() == 0 else log_det.sum()
         return (-0.5 * w.pow(2).sum((1, 2)) - total_log_det
-                - 0.5 * z[0].numel() * math.log(2 * math.pi))
+                - 0.5 * math.prod(z.shape[1:]) * math.log(2 * math.pi))
 
     def grad_log_prob(self, z: Tensor) -> Tensor:
         mean, _, _, precision, _ = self._params(z)

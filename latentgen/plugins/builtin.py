@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from latentgen.model.priors import LearnedGaussian, StandardNormal
-from latentgen.model.samplers import AdaptiveMAP, GradientDescent, Langevin
+from latentgen.model.samplers import AdaptiveMAP, GradientDescent, Langevin, UnadjustedLangevin
 from latentgen.plugins.fid_inception import fid_inception_extractor
 from latentgen.plugins.hookspecs import hookimpl
 from latentgen.plugins.inception import inception_extractor
@@ -22,6 +22,7 @@ def register_priors(register: Callable) -> None:
 @hookimpl
 def register_samplers(register: Callable) -> None:
     register("langevin", Langevin)
+    register("ula", UnadjustedLangevin)
     register("gd", GradientDescent)
     register("map", AdaptiveMAP)
 

@@ -40,7 +40,7 @@ from latentgen.errors import UserError
 from latentgen.model.observation import GaussianObservation
 from latentgen.model.phase import plain_transposed_convolutions
 from latentgen.model.priors import StandardNormal
-from latentgen.model.samplers import Langevin
+from latentgen.model.samplers import UnadjustedLangevin
 from latentgen.plugins.registry import get_registry
 from latentgen.runtime.devices import resolve_device
 from latentgen.runtime.seeding import derived_generator
@@ -171,7 +171,10 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
          * (hi - lo) + lo).to(dev)
     prior = StandardNormal(tuple(base.latent_shape))
     observation = GaussianObservation(sigma)
-    sampler = Langevin(step_size)
+    # the seed's update, as the plain reference loop runs it: the comparison is of the same
+    # arithmetic (training's default, the Metropolis-adjusted sampler, adds one forward and
+    # backward pass per chain: (L + 1) / L of this Langevin phase)
+    sampler = UnadjustedLangevin(step_size)
 
     # the engine, as training runs it
     bank = LatentBank.from_prior(prior, batch_size, seed, dev)

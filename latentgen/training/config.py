@@ -61,7 +61,14 @@ class TrainConfig:
                             "on --resume with a new --epochs the fall stretches to it).",
                             minimum=0, maximum=1)
     beta1: float = setting(0.5, "Adam beta1.", minimum=0)
-    sampler: str = setting("langevin", "Inference during training: langevin, gd (no noise) or "
+    ema: float = setting(0.0, "Decay of an exponential moving average of the generator's "
+                         "weights, kept in the checkpoint and used by synthesis, "
+                         "reconstruction and evaluation after training (0: off; 0.999 "
+                         "averages over about the last thousand steps).", minimum=0,
+                         maximum=0.99999)
+    sampler: str = setting("langevin", "Inference during training: langevin (each move "
+                           "accepted or rejected by the Metropolis rule, so it cannot "
+                           "diverge), ula (the seed's unadjusted update), gd (no noise) or "
                            "map (no noise, self-tuning step).")
     prior: str = setting("gaussian", "Latent prior: gaussian (N(mu, Sigma), refit to the "
                          "banked latents after every epoch), normal (N(0, I), fixed), ebm "
@@ -116,6 +123,11 @@ class TrainConfig:
                                         "--test-data.", panel="Error curves")
     eval_every: int = setting(5, "Epochs between evaluations of train / test / negative "
                               "error.", unit="epochs", minimum=1, panel="Error curves")
+    eval_examples: int = setting(256, "Examples of each set (train, test, negative) whose "
+                                 "error the curves measure: an evenly spread subset, the same "
+                                 "at every evaluation (inference costs as much as training; "
+                                 "`evaluate` measures whole held-out sets).",
+                                 minimum=1, panel="Error curves")
     eval_steps: int = setting(300, "MAP inference steps (sampler map) from the prior's mode "
                               "for test / negative data.", minimum=0, panel="Error curves")
     synthesis_every: int | None = setting(None, "Epochs between synthesis measures (sliced "

@@ -108,7 +108,7 @@ class ABPEngine:
                  masks: Masks | None = None, precision: str = "fp32",
                  compile: bool = False, shard: Shard = Shard(),
                  fp64_gradients: bool = False, lr_end: float = 1.0,
-                 total_steps: int = 0, prior_lr: float = 1e-3) -> None:
+                 total_steps: int = 0, prior_lr: float = 1e-3, ema: float = 0.0) -> None:
         self.device = torch.device(device)
         self.shard = shard
         #: the module whose weights are learned and saved (state-dict keys never change)
@@ -149,6 +149,10 @@ class ABPEngine:
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr,
                                           betas=(beta1, 0.999), foreach=True)
         self.lr = lr
+        #: the moving average of the generator's weights (``--ema``), or None
+        self.ema_decay = float(ema)
+        self.ema = (copy.deepcopy(self.generator).eval().requires_grad_(False) if ema > 0
+                    else None)
         #: a prior learned by gradient (``Prior.net``): its network, on the device, with an
         #: Adam optimizer of its own and, with fp64 gradients, a float64 copy (as above)
         self.prior_net = prior.to(self.device).net
@@ -214,13 +218,20 @@ class ABPEngine:
             energy = self.observation.energy(y, x.float(), mask)
         # the mean over the global batch; DDP averages gradients over the processes, so each
         # contributes its sum times world / global batch size
-        (energy.sum() * (self.shard.world / size)).backward()
+        # The step follows the energy at the initial sigma: the gradient's direction does not
+        # depend on sigma, but its scale grows as 1 / sigma^2 while a learned sigma falls, and
+        # Adam's second moments (beta2 0.999: a thousand steps of memory) then lag the new
+        # scale, so its steps grow many times over for hundreds of iterations: the training
+        # error jumped at the epochs where sigma had fallen most.
+        (energy.sum() * (self.observation.scale ** 2 * self.shard.world / size)).backward()
         if self.shadow is not None:
             self._take_shadow_gradients()
         rate = lr_at(self.step, self.total_steps, self.lr, self.lr_end)
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         self.optimizer.step()
+        if self.ema is not None:
+            self._update_ema()
         prior_loss = (self._learn_prior(z, epoch, batch, size, rows)
                       if self.prior_optimizer is not None else 0.0)
         self.step += 1
@@ -284,6 +295,18 @@ class ABPEngine:
             group["lr"] = scale * lr_at(self.step, self.total_steps, self.lr, self.lr_end)
         self.prior_optimizer.step()
         return loss
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema <- ema + (1 - decay_t) (w - ema). The decay ramps up as (1 + t) / (10 + t) to
+        ``--ema``: early in a run the average would otherwise hold mostly the random initial
+        weights (the warm-up of TensorFlow's ExponentialMovingAverage)."""
+        assert self.ema is not None
+        decay = min(self.ema_decay, (1 + self.step) / (10 + self.step))
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.generator.parameters()),
+                             1.0 - decay)
+        for b, live in zip(self.ema.buffers(), self.generator.buffers()):
+            b.copy_(live)
 
     @torch.no_grad()
     def _take_shadow_gradients(self) -> None:
@@ -355,6 +378,8 @@ class ABPEngine:
                  "optimizer": self.optimizer.state_dict(), "step": self.step}
         if self.prior_optimizer is not None:
             state["prior_optimizer"] = self.prior_optimizer.state_dict()
+        if self.ema is not None:
+            state["generator_ema"] = self.ema.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -363,6 +388,8 @@ class ABPEngine:
         self.observation.load_state_dict(state.get("observation") or {})
         self.sampler.step_size = self.base_step * self.observation.scale
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["generator_ema"])
         if self.prior_optimizer is not None:
             self.prior_optimizer.load_state_dict(state["prior_optimizer"])
         self.bank.load_full(state["latents"])

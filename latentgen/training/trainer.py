@@ -44,6 +44,7 @@ from latentgen.training.engine import (
     EpochStats,
     PriorDiverged,
 )
+from latentgen.training.health import collapse, data_variance
 from latentgen.training.observers import (
     BatchEvent,
     CheckpointEvent,
@@ -199,13 +200,15 @@ class Trainer:
                 if not stale.name.endswith(f"-of-{shard.world}.npy"):
                     stale.unlink(missing_ok=True)
         self.bank = self._make_bank(fresh=state is None)
+        #: the training error of a generator that ignores its latent (model space)
+        self.data_variance = data_variance(data, model.observation, self.masks)
         self.engine = ABPEngine(
             model.generator, model.prior, model.sampler(), model.observation, self.bank,
             langevin_steps=config.langevin_steps, batch_size=config.batch_size, lr=config.lr,
             beta1=config.beta1, seed=config.seed, reinit_chains=config.reinit_chains,
             device=device, masks=self.masks, precision=config.precision,
             compile=config.compile, shard=shard, fp64_gradients=config.fp64_gradients,
-            lr_end=config.lr_end, prior_lr=config.prior_lr,
+            lr_end=config.lr_end, prior_lr=config.prior_lr, ema=config.ema,
             total_steps=config.epochs * len(EpochOrder(len(data), config.batch_size, 0, 0)))
         if state is not None:
             self._restore(state)
@@ -270,6 +273,14 @@ class Trainer:
             if stats is None:  # stopped by max_steps inside the epoch
                 self._save(epoch - 1, progress, None, observers)
                 break
+            why = collapse(epoch, engine.step, model.metric_mse(stats.mse),
+                           model.metric_mse(self.data_variance))
+            if why is not None:
+                kept = (f"the last checkpoint, {run.last_checkpoint}, is kept"
+                        if run.last_checkpoint.exists() else "no checkpoint was written")
+                raise UserError(f"training collapsed in epoch {epoch}: {why}; lower "
+                                f"--step-size (now {config.step_size:g}) or --lr (now "
+                                f"{config.lr:g}); {kept}")
             engine.end_epoch(stats.mse)
             done = epoch
             progress = None

@@ -71,7 +71,7 @@ class EnergyPrior(Prior):
     def log_prob(self, z: Tensor) -> Tensor:
         """log p(Z) up to the (unknown) normalising constant of exp(-E) N(0, I)."""
         return (-self.energy(z) - 0.5 * z.flatten(1).pow(2).sum(1)
-                - 0.5 * z[0].numel() * math.log(2 * math.pi))
+                - 0.5 * math.prod(z.shape[1:]) * math.log(2 * math.pi))
 
     def grad_log_prob(self, z: Tensor) -> Tensor:
         with torch.enable_grad():

@@ -14,7 +14,7 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-DEFAULT_COUNT = 512
+DEFAULT_COUNT = 2048
 SKIN = [(255, 224, 196), (241, 194, 150), (224, 172, 125), (198, 134, 86), (141, 85, 46)]
 HAIR = [(25, 20, 20), (90, 56, 37), (185, 140, 80), (235, 205, 130), (160, 60, 30),
         (170, 170, 170)]

@@ -13,7 +13,7 @@ from torchvision.utils import make_grid
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
 from latentgen.data import check_picture_size, open_picture, picture_size_plan
-from latentgen.model import halving_widths
+from latentgen.model import GENERATOR_DESIGNS, halving_widths
 
 from .datasets import decode, encode, native_size, open_crops, open_images
 
@@ -31,12 +31,16 @@ class ImageOptions:
                                 "fits (the first picture of a folder), else 32")
     channels: int = option(3, "1 (grayscale) or 3 (RGB)")
     width: int = option(0, "channels of the last hidden layer; each earlier layer doubles it "
-                           "(DCGAN uses 64); 0 = 32, or more so that the first hidden layer "
-                           "has at least 128 channels (64 at 16 and 28 px)")
+                           "(DCGAN uses 64); 0 = 32, or for transposed convolutions more so "
+                           "that the first hidden layer has at least 128 channels (64 at 16 "
+                           "and 28 px)")
     latent_field: bool = option(False, "a spatial latent field (d x b x b, b the generator's "
                                        "4..7 px base) instead of a vector: fully convolutional, "
                                        "so synthesize --scale K renders K times larger "
                                        "pictures (textures)")
+    generator: str = option("auto", "the generator's upsampling layers: " + "; ".join(
+        f"{k}: {v}" for k, v in GENERATOR_DESIGNS.items()) + "; auto: resnet for whole "
+        "pictures, convt for textures (--crops, --latent-field)")
     crops: int = option(0, "train on N random crops of --image-size cut from each picture "
                            "(textures: one or a few large pictures; without --data the "
                            "embedded builtin:texture); 0: whole pictures, resized")
@@ -44,7 +48,7 @@ class ImageOptions:
 
 class ImageModality(Modality):
     name = "image"
-    description = "2D images: DCGAN-style transposed-convolution generator, PNG output"
+    description = "2D images: residual or transposed-convolution generator, PNG output"
     Options = ImageOptions
     data_range = (-1.0, 1.0)
     metric_range = (0.0, 1.0)
@@ -55,7 +59,14 @@ class ImageModality(Modality):
     # fixed one had to be picked per set) and a learning rate decaying to a tenth took
     # held-out digits from 0.51 to 0.33 of PCA's error and their samples from rel 1.29 to
     # 0.38; photographs of faces went from 1.12 to 1.08, crops of scenes from 1.22 to 1.31.
-    train_defaults = {"langevin_steps": 5, "epochs": 60, "learn_sigma": True, "lr_end": 0.1}
+    # With the residual generator (docs/benchmarks.md, "Generator designs"), measured on the
+    # embedded faces: three Langevin steps and batch 16 (more generator steps per second; the
+    # Metropolis-adjusted sampler keeps the chains stable) took held-out faces from 0.60 to
+    # 0.46 of PCA's error in about the same time.
+    train_defaults = {"langevin_steps": 3, "batch_size": 16, "epochs": 30, "learn_sigma": True,
+                      "lr_end": 0.1}
+    #: runs stored before --generator existed were built of transposed convolutions
+    legacy_options = {"generator": "convt"}
 
     def validate_options(self, opts: ImageOptions) -> None:
         if opts.image_size != 0:
@@ -65,6 +76,9 @@ class ImageModality(Modality):
         if opts.width < 0:
             raise UserError(f"--width must be at least 1 (or 0 for the size's default), got "
                             f"{opts.width}")
+        if opts.generator != "auto" and opts.generator not in GENERATOR_DESIGNS:
+            raise UserError(f"--generator must be auto or one of {', '.join(GENERATOR_DESIGNS)}, "
+                            f"got {opts.generator!r}")
         if opts.crops < 0:
             raise UserError(f"--crops must be 0 (whole pictures) or more, got {opts.crops}")
 
@@ -75,8 +89,10 @@ class ImageModality(Modality):
             native = native_size(source)
             size = native if native and picture_size_plan(native) else DEFAULT_SIZE
             opts = replace(opts, image_size=size)
+        if opts.generator == "auto":
+            opts = replace(opts, generator=default_design(opts))
         if not opts.width:
-            opts = replace(opts, width=default_width(opts.image_size))
+            opts = replace(opts, width=default_width(opts.image_size, opts.generator))
         return opts
 
     def build_generator(self, latent_dim: int, opts: ImageOptions) -> UpsamplingGenerator:
@@ -84,10 +100,12 @@ class ImageModality(Modality):
         plan = picture_size_plan(opts.image_size or DEFAULT_SIZE)
         assert plan is not None, "validate_options admits only planned sizes"
         base, n_up = plan
-        widths = halving_widths(opts.width or default_width(opts.image_size), n_up)
+        design = default_design(opts) if opts.generator == "auto" else opts.generator
+        widths = halving_widths(opts.width or default_width(opts.image_size, design), n_up)
         return UpsamplingGenerator(dims=2, latent_dim=latent_dim, out_channels=opts.channels,
                                    base=base, strides=[2] * n_up, widths=widths,
-                                   latent_field=base if opts.latent_field else None)
+                                   latent_field=base if opts.latent_field else None,
+                                   design=design)
 
     def open_dataset(self, source: str | None, opts: ImageOptions) -> Examples:
         size = opts.image_size or DEFAULT_SIZE
@@ -135,12 +153,26 @@ class ImageModality(Modality):
         return decode(torch.from_numpy(np.stack(arrs)))
 
 
-def default_width(image_size: int) -> int:
-    """The last hidden layer's channels when --width is 0: 32 (each earlier layer doubles it),
-    or more so the first hidden layer has at least 128 channels. Small pictures have few
-    upsampling layers, and at 32 their generator is too small to generalise: on 16 px digits
-    (benchmarks/sweep.py, docs/benchmarks.md) width 64 reaches in 100 epochs the held-out
-    error width 32 does not reach in 300."""
+def default_design(opts: ImageOptions) -> str:
+    """The generator design of ``--generator auto``. Residual blocks for whole pictures: on
+    the embedded faces (32 px, d = 16) their held-out error fell to 0.64 of PCA's where the
+    transposed-convolution stack stayed at 0.81-0.85 at any width, at about three times the
+    arithmetic (docs/benchmarks.md, "Generator designs"). Textures keep the stack their
+    settings were measured with."""
+    return "convt" if opts.crops or opts.latent_field else "resnet"
+
+
+def default_width(image_size: int, design: str = "convt") -> int:
+    """The last hidden layer's channels when --width is 0 (each earlier layer doubles it).
+
+    Transposed convolutions: 32, or more so the first hidden layer has at least 128
+    channels. Small pictures have few upsampling layers, and at 32 their generator is too
+    small to generalise: on 16 px digits (benchmarks/sweep.py, docs/benchmarks.md) width 64
+    reaches in 100 epochs the held-out error width 32 does not reach in 300. Residual blocks
+    hold two convolutions each: 32 at every size (at 32 px, 24 left held-out faces at 0.54
+    of PCA's error where 32 reached 0.46)."""
+    if design == "resnet":
+        return 32
     plan = picture_size_plan(image_size or DEFAULT_SIZE)
     assert plan is not None, "validate_options admits only planned sizes"
     return max(32, MIN_FIRST_WIDTH >> (plan[1] - 1))
