@@ -65,6 +65,17 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
+def posterior_energy(z: Tensor, y: Tensor, generator: nn.Module,
+                     observation: GaussianObservation, prior: Prior,
+                     mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """-log p(Z | Y) per example (up to a constant) and its gradient with respect to ``z``
+    (one forward and one backward pass; call with the generator frozen and grad enabled)."""
+    z = z.detach().requires_grad_(True)
+    energy = observation.energy(y, generator(z), mask) - prior.log_prob(z)
+    energy.sum().backward(inputs=[z])
+    return energy.detach(), z.grad.detach()  # type: ignore[union-attr]
+
+
 class Sampler(ABC):
     """Infers latents for data ``y`` from starting points ``z0`` with the generator held fixed."""
 
@@ -133,11 +144,7 @@ class Langevin(Sampler):
             return z0.detach().clone()
 
         def evaluate(z: Tensor) -> tuple[Tensor, Tensor]:
-            """-log p(Z | Y) per example (up to a constant) and its gradient."""
-            z = z.detach().requires_grad_(True)
-            energy = observation.energy(y, generator(z), mask) - prior.log_prob(z)
-            energy.sum().backward(inputs=[z])
-            return energy.detach(), z.grad.detach()  # type: ignore[union-attr]
+            return posterior_energy(z, y, generator, observation, prior, mask)
 
         view = (-1, *([1] * (z0.dim() - 1)))
         accepted = torch.zeros((), device=z0.device)
@@ -194,10 +201,7 @@ class AdaptiveMAP(Sampler):
               prior: Prior, steps: int, mask: Tensor | None = None,
               rng: NoiseSource = None) -> Tensor:
         def evaluate(z: Tensor) -> tuple[Tensor, Tensor]:
-            z = z.detach().requires_grad_(True)
-            energy = observation.energy(y, generator(z), mask) - prior.log_prob(z)
-            energy.sum().backward(inputs=[z])
-            return energy.detach(), z.grad.detach()  # type: ignore[union-attr]
+            return posterior_energy(z, y, generator, observation, prior, mask)
 
         view = (-1, *([1] * (z0.dim() - 1)))
         with frozen(generator), torch.enable_grad():
