@@ -15,16 +15,16 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Trains on the embedded default faces, tracking the seed's train / test / negative errors as
-# curves (held-out faces and houses, 64 of each every 4 epochs, 30 MAP steps: inference costs
+# curves (held-out faces and houses, 64 of each every 5 epochs, 30 MAP steps: inference costs
 # as much as training), then writes samples, reconstructions, interpolations and the report,
 # which measures the whole held-out sets (30 MAP steps: within 4% of 300 on these faces) and
 # prints its evaluation: the three errors beside
 # PCA, the regime, synthesis quality and the banked latents against the prior.
 demo: $(STAMP)
 	rm -rf runs/demo
-	$(PY) -m latentgen train --modality image --epochs 12 --out runs/demo \
+	$(PY) -m latentgen train --modality image --epochs 10 --out runs/demo \
 	    --test-data builtin:faces-test --negative-data builtin:houses \
-	    --eval-every 4 --eval-examples 64 --eval-steps 30
+	    --eval-every 5 --eval-examples 64 --eval-steps 30
 	$(PY) -m latentgen synthesize runs/demo --n 64 --out runs/demo/synthesized
 	$(PY) -m latentgen reconstruct runs/demo --out runs/demo/reconstructed
 	$(PY) -m latentgen interpolate runs/demo --out runs/demo/interpolated
