@@ -220,9 +220,9 @@ class ABPEngine:
         # contributes its sum times world / global batch size
         # The step follows the energy at the initial sigma: the gradient's direction does not
         # depend on sigma, but its scale grows as 1 / sigma^2 while a learned sigma falls, and
-        # Adam's second moments (beta2 0.999: a thousand steps of memory) then lag the new
-        # scale, so its steps grow many times over for hundreds of iterations: the training
-        # error jumped at the epochs where sigma had fallen most.
+        # Adam's second moments (beta2 0.999: a thousand steps of memory) would lag the new
+        # scale and enlarge its steps. (Not what made the training error jump: that was the
+        # sampler, see ``Langevin``; docs/benchmarks.md.)
         (energy.sum() * (self.observation.scale ** 2 * self.shard.world / size)).backward()
         if self.shadow is not None:
             self._take_shadow_gradients()
