@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Trains on the embedded default faces, tracking the seed's train / test / negative errors as
-# curves (held-out faces and houses, 64 of each every 5 epochs, 30 MAP steps: inference costs
-# as much as training), then writes samples, reconstructions, interpolations and the report,
+# curves (held-out faces and houses, 64 of each every 5 epochs, 30 MAP steps at the first
+# evaluation and 20 from the kept latents at the next: inference costs as much as training),
+# then writes samples, reconstructions, interpolations and the report,
 # which measures the whole held-out sets (30 MAP steps: within 4% of 300 on these faces) and
 # prints its evaluation: the three errors beside
 # PCA, the regime, synthesis quality and the banked latents against the prior.

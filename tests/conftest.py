@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,10 @@ import torch
 from latentgen.plugins import registry as plugins
 
 ROOT = Path(__file__).resolve().parents[1]
+# the layers' forms measured in the tests stay out of the user's cache (processes the tests
+# start inherit it)
+os.environ.setdefault("LATENTGEN_FORMS_CACHE",
+                      str(Path(tempfile.mkdtemp(prefix="latentgen-forms-")) / "forms.json"))
 EXAMPLE_PLUGIN = ROOT / "docs" / "examples" / "latentgen-example-plugin"
 
 

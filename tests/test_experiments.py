@@ -193,12 +193,56 @@ def test_training_tracks_train_test_negative_curves(curves_run):
     assert len(series["train (running)"]) == 3
 
 
+def test_held_out_latents_are_kept_between_evaluations(curves_run, tiny_data, tmp_path,
+                                                       monkeypatch):
+    """The first evaluation infers from the mode with eval_steps, every later one goes on from
+    the latents the previous one found with eval_warm_steps; a resumed run goes on from the
+    kept ones; each evaluation's seconds are recorded."""
+    import latentgen
+    from latentgen.evaluation import curves
+    from latentgen.training.rundir import RunDir
+
+    rows = RunDir(curves_run).read_metrics()
+    assert [r["eval_seconds"] != "" for r in rows] == [False, True, True]
+    assert all(float(r["eval_seconds"]) > 0 for r in rows[1:])
+    kept = torch.load(curves_run / "checkpoints" / curves.WARM_LATENTS, weights_only=True)
+    assert kept["epoch"] == 3 and set(kept["latents"]) == {"test", "negative"}
+
+    calls = []
+    real = curves.infer_latents
+
+    def recording(model, device, data, steps, *args, start=None, **kwargs):
+        calls.append((len(data), steps, None if start is None else start.clone()))
+        return real(model, device, data, steps, *args, start=start, **kwargs)
+
+    monkeypatch.setattr(curves, "infer_latents", recording)
+    out = tmp_path / "warm"
+    common = dict(data=str(tiny_data["train"]), test_data=str(tiny_data["test"]),
+                  eval_every=1, eval_steps=7, eval_warm_steps=3, out=out, latent_dim=4,
+                  batch_size=32, langevin_steps=2, device="cpu", image_size=16, channels=1,
+                  width=8)
+    latentgen.train(epochs=2, **common)
+    n_test = len(np.load(tiny_data["test"]))
+    held = [c for c in calls if c[0] == n_test]
+    train_refine = [c for c in calls if c[0] != n_test]
+    assert [(c[1], c[2] is None) for c in held] == [(7, True), (3, False)]
+    assert all(c[1] == 3 and c[2] is not None for c in train_refine)  # min(10, warm steps)
+    last = torch.load(out / "checkpoints" / curves.WARM_LATENTS, weights_only=True)
+    assert last["epoch"] == 2
+    calls.clear()
+    latentgen.train(out=out, resume=True, epochs=3)
+    held = [c for c in calls if c[0] == n_test]
+    assert len(held) == 1 and held[0][1] == 3  # warm, from the kept latents of epoch 2
+    torch.testing.assert_close(held[0][2].cpu(), last["latents"]["test"])
+
+
 def test_training_prints_the_regime_and_rule(tiny_data, cli, tmp_path):
     res = cli("train", "--data", tiny_data["train"], "--test-data", tiny_data["test"],
               "--negative-data", tiny_data["negative"], "--eval-steps", "5",
               "--out", tmp_path / "r", "--epochs", "1", *TINY_TRAIN)
     assert res.code == 0, res
     assert "curves show" in res.out and "rule:" in res.out
+    assert "the curves' evaluations took" in res.out
 
 
 def test_masked_training_reconstruct_and_evaluate(tiny_data, cli, tmp_path):

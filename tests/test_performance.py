@@ -75,22 +75,23 @@ def test_bad_precision_is_a_one_line_error(cli, tiny_data, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_auto_precision_takes_bf16_only_on_bf16_matrix_units(monkeypatch):
+def test_auto_precision_is_measured_where_bf16_exists(monkeypatch):
+    from latentgen.model import tuning
     from latentgen.runtime import speed
 
     cpu = torch.device("cpu")
     assert speed.resolve_precision("bf16", cpu) == ("bf16", "asked for")
     assert speed.resolve_precision("fp32", cpu)[0] == "fp32"
-    for amx, avx_bf16, chosen in ((True, True, "bf16"), (False, True, "fp32"),
-                                  (False, False, "fp32")):
+    assert speed.resolve_precision("auto", cpu, lambda: ("bf16", "auto: measured")) == (
+        "bf16", "auto: measured")
+    # bf16 is measured on CPUs with bf16 instructions (AVX512-BF16 or AMX), never named
+    for amx, avx_bf16, measured in ((True, True, True), (False, True, True),
+                                    (False, False, False)):
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx_bf16: v)
-        got, why = speed.resolve_precision("auto", cpu)
-        assert got == chosen and why.startswith("auto: ")
-    cuda = torch.device("cuda")
-    for capability, chosen in (((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp32")):
-        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d, c=capability: c)
-        assert speed.resolve_precision("auto", cuda)[0] == chosen
+        assert tuning.bf16_supported(cpu) is measured
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert tuning.bf16_supported(torch.device("cuda"))
 
 
 def test_runs_resume_across_precisions(tiny_data, tmp_path, cli):
@@ -151,11 +152,18 @@ def test_bench_prints_its_figures_as_json(cli):
               "auto", "--json")
     assert res.code == 0, res
     out = json.loads(res.out)
-    from latentgen.runtime.speed import resolve_precision
+    from latentgen.model.tuning import bf16_supported
 
-    assert (out["precision"], out["precision_reason"]) == resolve_precision(
-        "auto", torch.device("cpu"))
+    # auto: measured where the CPU computes in bf16, and the reason says what was measured
+    if bf16_supported(torch.device("cpu")):
+        assert "as fast" in out["precision_reason"]
+        assert out["precision_reason"].startswith(f"auto: {out['precision']}")
+    else:
+        assert (out["precision"], out["precision_reason"]) == (
+            "fp32", "auto: this device has no bf16 arithmetic")
     assert out["precision_asked"] == "auto" and out["peak_precision"] == out["precision"]
+    # every convolution's form, measured (or read from an earlier measurement here)
+    assert out["forms"] and all(f["form"] and f["layer"] for f in out["forms"])
     assert set(out["cpu"]) >= {"model", "avx512", "avx512_bf16", "amx_tile"}
 
 

@@ -62,7 +62,8 @@ def test_values_are_checked_against_their_declaration():
 
 def test_resumable_settings_come_from_the_schema():
     assert set(RESUMABLE) == {"epochs", "device", "compile", "observers", "max_steps",
-                              "latents_on", "workers", "synthesis_every", "precision"}
+                              "latents_on", "workers", "synthesis_every", "precision",
+                              "eval_warm_steps"}
 
 
 def test_toml_is_written_by_a_library_and_round_trips():

@@ -65,7 +65,7 @@ def train(
     Several processes: torchrun --nproc-per-node N -m latentgen train ... (docs/distributed.md).
     """
     import latentgen
-    from latentgen.evaluation.curves import REGIME_RULE, final_regime
+    from latentgen.evaluation.curves import REGIME_RULE, evaluation_share, final_regime
 
     settings = given_settings(ctx.params)
     options = given_modality_options(ctx.params)
@@ -83,6 +83,10 @@ def train(
         figures = ", ".join(f"{k} {v:.5f}" for k, v in errs.items())
         console.print(f"curves show [bold]{verdict}[/] ({figures})")
         console.print(f"rule: {REGIME_RULE}", style="dim")
+    share = evaluation_share(run.metrics())
+    if share is not None:
+        console.print(f"the curves' evaluations took {share[0]:.1f} s, {100 * share[1]:.0f} % "
+                      "of the training epochs' time", style="dim")
 
 
 @app.command()

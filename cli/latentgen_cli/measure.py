@@ -11,6 +11,7 @@ import typer
 
 from latentgen.data.mask_specs import MASK_HELP
 from latentgen.errors import UserError
+from latentgen.evaluation.defaults import TRAIN_SAMPLE
 
 from .output import literal, make_console
 from .verb_options import (
@@ -69,6 +70,10 @@ def evaluate(
     nll: bool = NLLOpt,
     nll_samples: int = NLLSamplesOpt,
     reconstruction: bool = ReconstructionOpt,
+    train_examples: str = typer.Option(
+        str(TRAIN_SAMPLE), metavar="N|all", help="Training examples whose error is measured "
+        "(from their banked latents): an evenly spread subset of N, the same every time, or "
+        "all; inference costs as much per example as training."),
     as_json: bool = JsonOpt,
     device: str = DeviceOpt,
 ) -> None:
@@ -87,6 +92,14 @@ def evaluate(
         synthesis_table,
     )
 
+    if train_examples.strip().lower() == "all":
+        train_n: int | None = None
+    else:
+        try:
+            train_n = int(train_examples)
+        except ValueError:
+            raise UserError(f"--train-examples must be a number or all, got {train_examples!r}"
+                            ) from None
     trained = latentgen.load_run(run, device)
     with caching_in(fid_cache):
         result = trained.evaluate(test=test_data, negative=negative_data,
@@ -94,7 +107,8 @@ def evaluate(
                                   synthesis=synthesis, reference=reference, n=n, seed=seed,
                                   reconstruction=reconstruction or not (synthesis or nll),
                                   nll=nll, nll_samples=nll_samples, extractor=extractor,
-                                  extractor_weights=extractor_weights, scale=scale)
+                                  extractor_weights=extractor_weights, scale=scale,
+                                  train_examples=train_n)
     if as_json:
         print(json.dumps(finite_or_null(result), allow_nan=False))
         return

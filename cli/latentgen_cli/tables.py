@@ -15,7 +15,7 @@ def evaluation_table(console: Console, trained: Any, result: dict[str, Any], set
 
     table = Table(title=f"reconstruction error — {trained.model.metric_units}")
     extras = sorted({k for name in sets if name in result for k in result[name]}
-                    - {"n", "mse", "recovery_mse", "mean_fill_mse"})
+                    - {"n", "of", "subset", "mse", "recovery_mse", "mean_fill_mse"})
     if mask:  # observed-entry errors do not compare with PCA's error over whole examples
         columns = ["set", "examples", "MSE observed", "MSE missing", "mean fill missing",
                    "PCA MSE (whole)"]
@@ -25,11 +25,13 @@ def evaluation_table(console: Console, trained: Any, result: dict[str, Any], set
         table.add_column(col, justify="left" if col == "set" else "right")
     for name in [s for s in sets if s in result]:
         r, pca = result[name], result["pca"][name]
+        count = (f"{r['n']} of {r['of']}" if r.get("subset") == "evenly spread"
+                 else str(r["n"]))
         if mask:
-            cells = [name, str(r["n"]), f"{r['mse']:.5f}", f"{r['recovery_mse']:.5f}",
+            cells = [name, count, f"{r['mse']:.5f}", f"{r['recovery_mse']:.5f}",
                      f"{r['mean_fill_mse']:.5f}", f"{pca:.5f}"]
         else:
-            cells = [name, str(r["n"]), f"{r['mse']:.5f}", f"{pca:.5f}",
+            cells = [name, count, f"{r['mse']:.5f}", f"{pca:.5f}",
                      f"{r['mse'] / pca:.2f}" if pca > 0 else "-"]
             cells += [f"{r[k]:.4g}" for k in extras]
         table.add_row(*cells)
@@ -38,9 +40,12 @@ def evaluation_table(console: Console, trained: Any, result: dict[str, Any], set
         console.print(f"left out (the --mask file holds no masks for them): "
                       f"{', '.join(left_out)}")
     console.print(table)
+    subset = result.get("train", {}).get("subset") == "evenly spread"
+    which = " of an evenly spread subset (--train-examples all: every one)" if subset else ""
     console.print(f"all sets: {steps} {sampler} steps from the prior's mode" if mask else
                   f"train: MAP latents refined from the banked ones ({REFINE_STEPS} steps, "
-                  f"epoch {trained.epoch}); others: {steps} {sampler} steps from the prior's mode")
+                  f"epoch {trained.epoch}){which}; others: {steps} {sampler} steps from the "
+                  "prior's mode")
     if "regime" in result:
         console.print(f"regime: [bold]{result['regime']['verdict']}[/]")
         console.print(f"rule: {result['regime']['rule']}", style="dim")
@@ -177,6 +182,18 @@ def bench_table(console: Console, result: dict[str, Any]) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    forms = result.get("forms") or []
+    if forms:
+        chosen = Table(title="each convolution's form, measured on this machine "
+                             "(cached: chosen by an earlier run here)")
+        for column in ("layer", "input", "form", "candidates (ms, forward + backward)"):
+            chosen.add_column(column)
+        for c in forms:
+            times = ", ".join(f"{k} {v:.2f}" for k, v in
+                              sorted(c["times_ms"].items(), key=lambda kv: kv[1]))
+            chosen.add_row(c["layer"], "x".join(map(str, c["input"])), c["form"],
+                           times or "cached")
+        console.print(chosen)
 
 
 def finite_or_null(value: Any) -> Any:

@@ -2,13 +2,20 @@
 
 Every ``eval_every`` epochs the generator is held fixed and:
   - train: the training examples are reconstructed at MAP latents refined from their banked
-    ones (a few steps: the banked latents are Langevin samples, noisier than the mode);
-  - test, negative: latents are inferred from the prior's mode by ``eval_steps`` MAP steps
-    (sampler "map", the same procedure as ``latentgen evaluate``), and those examples
-    reconstructed.
+    ones (``eval_warm_steps`` steps: the banked latents are Langevin samples of the current
+    model, near their mode);
+  - test, negative: MAP latents (sampler "map", the procedure of ``latentgen evaluate``) are
+    inferred and those examples reconstructed. The held-out latents are kept from one
+    evaluation to the next, as the training bank keeps its chains: the first evaluation runs
+    ``eval_steps`` steps from the prior's mode, each later one ``eval_warm_steps`` steps from
+    where the previous one ended (the generator moved a little since). Inference from scratch
+    at every evaluation cost seven times the training itself; warm, the curves cost a fraction
+    of it, and the last evaluation was measured against cold inference (docs/benchmarks.md).
+    The kept latents go to ``checkpoints/eval_latents.pt``, so a resumed run goes on from them.
 Each set is measured on at most ``eval_examples`` examples (an evenly spread subset, the same
 at every evaluation): inference of an example costs as much as training it, and the curves
 need the trend, not every example. ``evaluate`` and ``report`` measure whole held-out sets.
+``eval_seconds`` in metrics.csv is what each evaluation took.
 The errors go into ``metrics.csv`` (eval_train_mse, test_mse, negative_mse) and a plot of them
 over epochs into ``curves.png``, with PCA at the same number of latent factors (on the same
 examples) as dashed lines, beside the running training error of every epoch.
@@ -16,6 +23,7 @@ examples) as dashed lines, beside the running training error of every epoch.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +33,23 @@ from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks
 from latentgen.evaluation.baselines import REGIME_RULE, baseline_pca, regime
 from latentgen.evaluation.defaults import TRAIN_SAMPLE
-from latentgen.evaluation.inference import (
-    infer_latents,
-    per_example_mse,
-    spread_subset,
-    training_latents,
-)
+from latentgen.evaluation.inference import infer_latents, per_example_mse, spread_subset
 from latentgen.evaluation.plot import line_chart, write_chart
+from latentgen.runtime.files import atomic_write
 from latentgen.training.observers import EpochEvent, Observer, StartEvent
 
 CURVE_COLUMNS = {"train": "eval_train_mse", "test": "test_mse", "negative": "negative_mse"}
 #: PCA's test error at the generator's d, beside the curves (the verdict uses it)
 PCA_TEST_COLUMN = "pca_test_mse"
+#: MAP steps refining the banked latents of the training examples the curves measure (they
+#: are Langevin samples of the current model; with momentum, 10 steps reach the mode)
+CURVE_REFINE_STEPS = 10
+#: a warm evaluation stops before ``eval_warm_steps`` once three steps in a row each lowered a
+#: batch's energy by less than this share: late in training the kept latents are at their
+#: mode already
+WARM_TOLERANCE = 1e-4
+#: where the held-out latents of the last evaluation are kept (in the run's checkpoints folder)
+WARM_LATENTS = "eval_latents.pt"
 #: the synthesis measures in metrics.csv (``synthesis_every``)
 SYNTHESIS_COLUMNS = ("swd", "swd_pca", "swd_floor")
 
@@ -44,9 +57,13 @@ SYNTHESIS_COLUMNS = ("swd", "swd_pca", "swd_floor")
 class CurveTracker:
     def __init__(self, model: Any, device: torch.device, train: Examples,
                  held_out: dict[str, Examples], steps: int, masks: Masks | None = None,
-                 examples: int | None = None) -> None:
+                 examples: int | None = None, warm_steps: int | None = None) -> None:
         self.model, self.device, self.train = model, device, train
         self.steps, self.masks = steps, masks
+        #: MAP steps of an evaluation that starts from the previous one's latents
+        self.warm_steps = steps if warm_steps is None else warm_steps
+        #: each held-out set's latents at the last evaluation (warm starts for the next)
+        self.warm: dict[str, torch.Tensor] = {}
         limit = examples or TRAIN_SAMPLE
         #: the training examples measured (all, or an evenly spread subset without masks)
         self.train_index = spread_subset(len(train), limit) if masks is None else None
@@ -74,20 +91,46 @@ class CurveTracker:
         train, masks, index = self.train, self.masks, self.train_index
         if index is not None:  # an evenly spread subset of a large training set
             train, latents = train.subset(index), latents[index.to(latents.device)]
-        z = training_latents(self.model, self.device, train, latents, masks)
+        z = infer_latents(self.model, self.device, train, min(CURVE_REFINE_STEPS,
+                                                              self.warm_steps),
+                          masks=masks, start=latents)
         row = {"eval_train_mse": float(per_example_mse(
             self.model, self.device, train, z, masks=masks, where=where).nanmean())}
         for name, data in self.held_out.items():
             # Learning from occluded data: held-out sets are occluded the same way (when the
             # masks cover them) and measured on observed entries, like the training set.
             m = self.masks if self.masks is not None and self.masks.fits(len(data)) else None
-            z = infer_latents(self.model, self.device, data, self.steps, masks=m)
+            start = self.warm.get(name)
+            z = infer_latents(self.model, self.device, data,
+                              self.steps if start is None else self.warm_steps, masks=m,
+                              start=start, tolerance=0.0 if start is None else WARM_TOLERANCE)
+            self.warm[name] = z
             row[CURVE_COLUMNS[name]] = float(per_example_mse(
                 self.model, self.device, data, z, masks=m,
                 where="observed" if m is not None else "all").nanmean())
         if "test" in self.pca:  # the verdict's reference: PCA's held-out error at equal d
             row[PCA_TEST_COLUMN] = self.pca["test"]
         return {k: round(v, 8) for k, v in row.items()}
+
+    def save_warm(self, path: Path, epoch: int) -> None:
+        """Keep the held-out latents (with the epoch they belong to) for a resumed run."""
+        state = {"epoch": epoch, "latents": {k: v.cpu() for k, v in self.warm.items()}}
+        atomic_write(path, lambda fh: torch.save(state, fh))
+
+    def load_warm(self, path: Path, epoch: int) -> None:
+        """The held-out latents of the evaluation at ``epoch``, if they were kept and fit."""
+        if not path.is_file():
+            return
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # damaged: the next evaluation starts from the mode
+            return
+        if int(state.get("epoch", -1)) != epoch:
+            return
+        for name, z in dict(state.get("latents", {})).items():
+            data = self.held_out.get(name)
+            if data is not None and len(z) == len(data):
+                self.warm[name] = z.to(self.device)
 
     def plot(self, rows: list[dict[str, Any]], path: Path) -> None:
         write_chart(path, curves_png(rows, self.pca, self.model.metric_units))
@@ -105,14 +148,26 @@ class CurveObserver(Observer):
         t = event.trainer
         self.trainer = t
         self.tracker = CurveTracker(t.model, t.device, t.data, t.held_out,
-                                    t.config.eval_steps, t.masks, t.config.eval_examples)
+                                    t.config.eval_steps, t.masks, t.config.eval_examples,
+                                    t.config.eval_warm_steps)
+        evaluated = [int(r["epoch"]) for r in t.rows if r.get("test_mse") not in (None, "")
+                     or r.get("negative_mse") not in (None, "")]
+        if evaluated:  # resumed: go on from the last evaluation's latents
+            self.tracker.load_warm(self._warm_path, evaluated[-1])
+
+    @property
+    def _warm_path(self) -> Path:
+        return self.trainer.run.checkpoints_dir / WARM_LATENTS
 
     def on_epoch(self, event: EpochEvent) -> None:
         assert self.tracker is not None, "on_start comes first"
         cfg = self.trainer.config
         if self.tracker.held_out and (event.epoch % cfg.eval_every == 0
                                       or event.epoch == cfg.epochs):
+            start = time.perf_counter()
             event.row.update(self.tracker.measure(event.latents))
+            event.row["eval_seconds"] = round(time.perf_counter() - start, 3)
+            self.tracker.save_warm(self._warm_path, event.epoch)
         self.tracker.plot(event.rows, self.trainer.run.curves_path)
         every = cfg.synthesis_every
         if every and (event.epoch % every == 0 or event.epoch == cfg.epochs):
@@ -178,6 +233,16 @@ def synthesis_png(rows: list[dict[str, Any]]) -> bytes:
                       xlabel="epoch", ylabel="SWD (x 1e3)", hlines=hlines)
 
 
+def evaluation_share(rows: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """(seconds the evaluations took, that over the epochs' training seconds) of a metrics
+    table, or None when nothing was evaluated."""
+    spent = [float(r["eval_seconds"]) for r in rows if r.get("eval_seconds") not in (None, "")]
+    trained = sum(float(r["seconds"]) for r in rows if r.get("seconds") not in (None, ""))
+    if not spent or trained <= 0:
+        return None
+    return sum(spent), sum(spent) / trained
+
+
 def final_regime(rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]] | None:
     """The regime the last row holding all three errors shows, with those errors."""
     for r in reversed(rows):
@@ -191,4 +256,4 @@ def final_regime(rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]] | N
 
 
 __all__ = ["CurveObserver", "CurveTracker", "REGIME_RULE", "curve_series", "curves_png",
-           "final_regime"]
+           "evaluation_share", "final_regime"]

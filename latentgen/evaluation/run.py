@@ -20,12 +20,19 @@ import torch
 from latentgen.data.examples import Examples
 from latentgen.errors import UserError
 from latentgen.evaluation import outputs, work
-from latentgen.evaluation.defaults import DEFAULT_NLL_SAMPLES, DEFAULT_SYNTHESIS_N
+from latentgen.evaluation.defaults import (
+    DEFAULT_NLL_SAMPLES,
+    DEFAULT_SYNTHESIS_N,
+    INFERENCE_BATCH,
+    TRAIN_SAMPLE,
+)
 from latentgen.evaluation.inference import DEFAULT_SAMPLER, DEFAULT_STEPS
 from latentgen.evaluation.work import Reconstruction, Source
 from latentgen.model.generator import Generator
 from latentgen.model.priors import Prior
+from latentgen.model.tuning import tune
 from latentgen.runtime.devices import resolve_device
+from latentgen.runtime.speed import prepare_generator
 from latentgen.training.assembly import Model
 from latentgen.training.config import TrainConfig
 from latentgen.training.rundir import RunDir
@@ -68,6 +75,10 @@ class Run:
                             "run") from None
         model.generator.to(dev).eval()
         model.prior.to(dev)
+        # inference runs in fp32, in the memory format and forms fastest here
+        prepare_generator(model.generator)
+        tune(model.generator, torch.randn((INFERENCE_BATCH, *model.generator.latent_shape),
+                                          generator=torch.Generator().manual_seed(0)), dev)
         return cls(run, model, latents.to(dev), epoch, dev)
 
     # -- what it is ----------------------------------------------------------------------
@@ -163,8 +174,10 @@ class Run:
                  reference: Source = None, n: int = DEFAULT_SYNTHESIS_N,
                  seed: int = 0, reconstruction: bool = True, nll: bool = False,
                  nll_samples: int = DEFAULT_NLL_SAMPLES, extractor: str | None = None,
-                 extractor_weights: str | None = None, scale: int = 1) -> dict[str, Any]:
-        """Per-element reconstruction error of the training data (from its banked latents),
+                 extractor_weights: str | None = None, scale: int = 1,
+                 train_examples: int | None = TRAIN_SAMPLE) -> dict[str, Any]:
+        """Per-element reconstruction error of the training data (from its banked latents;
+        ``train_examples`` of them, evenly spread, or None: all),
         ``test`` and ``negative`` beside PCA's at the same d: the dict `evaluate --json`
         prints (its keys: train, test, negative, pca, and regime when all three are there).
         ``synthesis=True`` adds ``"synthesis"``: ``synthesis_quality(reference, n, seed)``
@@ -192,7 +205,7 @@ class Run:
         if not reconstruction:
             return result
         return {**self._reconstruction_errors(test, negative, train, infer_steps, sampler,
-                                              mask), **result}
+                                              mask, train_examples), **result}
 
     def score(self, data: Source = None, infer_steps: int = DEFAULT_STEPS,
               sampler: str = DEFAULT_SAMPLER, mask: str | None = None,
@@ -310,8 +323,8 @@ class Run:
                                  extractor_weights=extractor_weights, train=train, scale=scale)
 
     def _reconstruction_errors(self, test: Source, negative: Source, train: bool,
-                               infer_steps: int, sampler: str, mask: str | None
-                               ) -> dict[str, Any]:
+                               infer_steps: int, sampler: str, mask: str | None,
+                               train_examples: int | None = TRAIN_SAMPLE) -> dict[str, Any]:
         sets: dict[str, Source] = {"train": None} if train else {}
         if test is not None:
             sets["test"] = test
@@ -319,7 +332,8 @@ class Run:
             sets["negative"] = negative
         if not sets:
             raise UserError("nothing to evaluate: keep train=True or give test or negative")
-        return work.evaluate(self, sets, steps=infer_steps, sampler=sampler, mask=mask)
+        return work.evaluate(self, sets, steps=infer_steps, sampler=sampler, mask=mask,
+                             train_examples=train_examples)
 
     # -- files ---------------------------------------------------------------------------
     def save_synthesis(self, out: str | Path, n: int = 64, seed: int = 0,

@@ -265,24 +265,30 @@ def latent_path(za: torch.Tensor, zb: torch.Tensor, steps: int, mode: str = "lin
 
 
 def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
-             sampler: str = DEFAULT_SAMPLER, mask: str | None = None) -> dict[str, Any]:
+             sampler: str = DEFAULT_SAMPLER, mask: str | None = None,
+             train_examples: int | None = TRAIN_SAMPLE) -> dict[str, Any]:
     """Per-element reconstruction MSE of each named set, beside PCA's at the same d.
 
     ``sets`` maps a name to a source; the source None means the training data, measured at the
     MAP latents refined from its banked ones (what training learned). Other sets get latents
     inferred from scratch.
+    The training error is measured on ``train_examples`` of them, evenly spread (the same
+    every time; None: all), and its row says so (``n``, ``of``, ``subset``).
     PCA keeps as many components as the generator has latent numbers and is fit on the
     training data. With ``mask``, every set is inferred from its observed entries, and the
     error on the missing ones is reported next to that of filling them with the training mean.
     """
     if steps < 0:
         raise UserError(f"--infer-steps must be 0 or more, got {steps}")
+    if train_examples is not None and train_examples < 1:
+        raise UserError(f"--train-examples must be at least 1 or all, got {train_examples}")
     model, dev = trained.model, trained.device
     scale = model.metric_scale
     opened = {name: open_source(trained, source, f"--{name}-data") for name, source in sets.items()}
     train = opened["train"][0] if sets.get("train", "") is None else trained.training_examples()
-    if "train" in opened and not mask:  # the training error of an evenly spread subset
-        index = spread_subset(len(train), TRAIN_SAMPLE)
+    if "train" in opened and not mask and train_examples is not None:
+        # the training error of an evenly spread subset (inference costs as much as training)
+        index = spread_subset(len(train), train_examples)
         if index is not None:
             banked = opened["train"][1]
             opened["train"] = (train.subset(index),
@@ -312,6 +318,9 @@ def evaluate(trained: Run, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
             z = infer_latents(model, dev, data, steps, sampler, masks=m)
         latents[name] = z
         row: dict[str, Any] = {"n": len(data)}
+        if name == "train":
+            row["of"] = len(train)
+            row["subset"] = "all" if len(data) == len(train) else "evenly spread"
         if m is None:
             row["mse"] = float(per_example_mse(model, dev, data, z).mean())
             row.update({k: float(v.mean()) for k, v in

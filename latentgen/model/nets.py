@@ -13,12 +13,19 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from latentgen.model.forms import (
+    TunedConv1d,
+    TunedConv2d,
+    TunedConv3d,
+    TunedConvTranspose1d,
+    TunedConvTranspose2d,
+    TunedConvTranspose3d,
+)
 from latentgen.model.generator import Generator
-from latentgen.model.phase import PhasedConvTranspose1d, PhasedConvTranspose2d
 
-# the 1D and 2D output layers run as convolutions of their phases on CPUs (model/phase.py)
-_CONV_T = {1: PhasedConvTranspose1d, 2: PhasedConvTranspose2d, 3: nn.ConvTranspose3d}
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+# each layer runs in the form measured fastest where it runs (model/forms.py, model/tuning.py)
+_CONV_T = {1: TunedConvTranspose1d, 2: TunedConvTranspose2d, 3: TunedConvTranspose3d}
+_CONV = {1: TunedConv1d, 2: TunedConv2d, 3: TunedConv3d}
 
 #: the upsampling layers a generator is built of (``UpsamplingGenerator(design=...)``)
 GENERATOR_DESIGNS = {
@@ -79,8 +86,7 @@ class UpsamplingGenerator(Generator):
         layers: list[nn.Module] = []
         if latent_field is None:
             # (d, 1, ..., 1) -> (w0, *base): a dense layer written as a transposed convolution.
-            layers.append(conv_t(latent_dim, widths[0], kernel_size=base_t,  # type: ignore[arg-type]
-                                 bias=True))
+            layers.append(conv_t(latent_dim, widths[0], kernel_size=base_t, bias=True))
             size = base_t
             self.latent_shape = (latent_dim,)
         else:
@@ -99,8 +105,7 @@ class UpsamplingGenerator(Generator):
                 k = tuple(2 * v if v > 1 else 3 for v in s)
                 p = tuple(v // 2 if v > 1 else 1 for v in s)
                 layers.append(nn.LeakyReLU(slope, inplace=True))
-                # the stubs type one ConvTransposeNd; the per-axis tuples are what Nd takes
-                up = conv_t(in_ch, out_ch, k, s, p)  # type: ignore[arg-type]
+                up = conv_t(in_ch, out_ch, k, s, p)
                 layers.append(up)
                 in_ch = out_ch
         elif design == "upconv":
@@ -193,7 +198,7 @@ class ResidualUpBlock(nn.Module):
         # the branch and the shortcut each start at half the variance, so their sum keeps the
         # unit scale that He initialisation gives a plain stack
         for layer in (self.conv2, self.skip):
-            layer.gain = nn.init.calculate_gain("leaky_relu", slope) / 2 ** 0.5  # type: ignore[assignment]
+            layer.gain = nn.init.calculate_gain("leaky_relu", slope) / 2 ** 0.5
 
     def forward(self, x: Tensor) -> Tensor:
         up = self.up(x)

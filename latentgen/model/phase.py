@@ -13,8 +13,8 @@ few output channels, which is every generator's output layer (1 to 3 data channe
 on one core of the AMD EPYC machine of docs/benchmarks.md, the output layer of the log-mel
 audio generator (16 -> 1 channels, 32 x 56 -> 64 x 112, batch 64): 11.6 ms forward through
 ``conv_transpose2d``, 5.1 ms as phases; the waveform generator's (16 -> 1, stride 10): 12.3 ms
-against 6.4 ms, and forward plus backward 27.2 against 14.6 ms. Wider layers run near the
-machine's peak either way and keep the library's kernel, as does every layer on CUDA.
+against 6.4 ms, and forward plus backward 27.2 against 14.6 ms. Which layers take it on a
+given machine is measured there (``forms.py``, ``tuning.py``); untuned, thin layers on CPUs do.
 
 The weights, their names and their layout are those of ``nn.ConvTranspose1d`` /
 ``nn.ConvTranspose2d``: checkpoints do not change.
@@ -22,36 +22,18 @@ The weights, their names and their layout are those of ``nn.ConvTranspose1d`` /
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: layers with at most this many output channels take the phase form (output layers)
-MAX_PHASED_CHANNELS = 4
-
-_plain = False
-
-
-@contextlib.contextmanager
-def plain_transposed_convolutions() -> Iterator[None]:
-    """Within it, every layer runs the library's transposed convolution (what the benchmark's
-    FLOP count and its plain reference loop use)."""
-    global _plain
-    saved, _plain = _plain, True
-    try:
-        yield
-    finally:
-        _plain = saved
-
 
 def phases_apply(module: nn.Module) -> bool:
-    """Whether ``module`` is a transposed convolution of the phase form's shape."""
+    """Whether ``module`` is a transposed convolution of the phase form's shape (1D or 2D, kernel
+    twice an even stride, padding half the stride)."""
     if not isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
         return False
-    return (module.out_channels <= MAX_PHASED_CHANNELS and module.groups == 1
+    return (module.groups == 1
             and all(d == 1 for d in module.dilation)
             and all(p == 0 for p in module.output_padding)
             and all(s > 1 and s % 2 == 0 and k == 2 * s and p == s // 2
@@ -73,16 +55,12 @@ def phase_kernel(weight: Tensor, stride: tuple[int, ...]) -> Tensor:
                                                        *([2] * dims))
 
 
-def phase_forward(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, ...],
-                  padding: tuple[int, ...]) -> Tensor:
-    """``conv_transpose{1,2}d(x, weight, bias, stride, padding)`` for kernels of 2 x stride."""
+def phase_output(y: Tensor, cout: int, stride: tuple[int, ...], padding: tuple[int, ...],
+                 size: tuple[int, ...]) -> Tensor:
+    """The phases' convolution output (N, Cout * prod(s), L + 1, ...) interleaved into the
+    transposed convolution's output (N, Cout, L * s, ...) for an input of spatial ``size``."""
     dims = len(stride)
-    n, size = x.shape[0], x.shape[2:]
-    cout = weight.shape[1]
-    conv = F.conv1d if dims == 1 else F.conv2d
-    # output channel (o, r) carries bias o (inside the convolution, as autocast expects)
-    phase_bias = bias.repeat_interleave(math.prod(stride)) if bias is not None else None
-    y = conv(x, phase_kernel(weight, stride), phase_bias, padding=1)  # (N, Cout*prod(s), L+1)
+    n = y.shape[0]
     grown = [v + 1 for v in size]
     y = y.reshape(n, cout, *stride, *grown)
     # (N, Cout, s..., L + 1...) -> (N, Cout, L + 1, s, ...): interleave the phases
@@ -92,27 +70,14 @@ def phase_forward(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[
     return y[(..., *crop)]  # type: ignore[index]
 
 
-def _forward(layer: nn.ConvTranspose1d | nn.ConvTranspose2d, x: Tensor,
-             output_size: list[int] | None, library: Callable[..., Tensor]) -> Tensor:
-    if output_size is None and not _plain and x.device.type == "cpu" and phases_apply(layer):
-        return phase_forward(x, layer.weight, layer.bias, tuple(layer.stride),
-                             tuple(layer.padding))  # type: ignore[arg-type]
-    return library(x, output_size)
+def phase_forward(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, ...],
+                  padding: tuple[int, ...]) -> Tensor:
+    """``conv_transpose{1,2}d(x, weight, bias, stride, padding)`` for kernels of 2 x stride."""
+    conv = F.conv1d if len(stride) == 1 else F.conv2d
+    # output channel (o, r) carries bias o (inside the convolution, as autocast expects)
+    phase_bias = bias.repeat_interleave(math.prod(stride)) if bias is not None else None
+    y = conv(x, phase_kernel(weight, stride), phase_bias, padding=1)  # (N, Cout*prod(s), L+1)
+    return phase_output(y, weight.shape[1], stride, padding, tuple(x.shape[2:]))
 
 
-class PhasedConvTranspose1d(nn.ConvTranspose1d):
-    """``nn.ConvTranspose1d`` that runs in the phase form on CPUs where it applies."""
-
-    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
-        return _forward(self, x, output_size, super().forward)
-
-
-class PhasedConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` that runs in the phase form on CPUs where it applies."""
-
-    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
-        return _forward(self, x, output_size, super().forward)
-
-
-__all__ = ["PhasedConvTranspose1d", "PhasedConvTranspose2d", "phase_forward", "phase_kernel",
-           "phases_apply", "plain_transposed_convolutions"]
+__all__ = ["phase_forward", "phase_kernel", "phase_output", "phases_apply"]

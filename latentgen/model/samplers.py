@@ -184,36 +184,91 @@ class GradientDescent(Sampler):
 
 
 class AdaptiveMAP(Sampler):
-    """MAP inference that cannot diverge: gradient descent on -log p(Z | Y) with a step per
-    example that grows by 1.2 after an accepted step and halves after a rejected one (a step
-    is rejected when it would raise that example's energy).
+    """MAP inference that cannot diverge, with momentum: heavy-ball descent on -log p(Z | Y)
+    with a step per example that grows by ``GROW`` after an accepted step and halves after a
+    rejected one (a step is rejected when it would raise that example's energy), the
+    example's velocity then restarting from zero.
 
     A fixed step (``gd``) is stable only while step x curvature < 2; the curvature grows with
     the number of data entries and shrinks with sigma^2, so the training step size (0.3) can
     make plain gradient descent oscillate on large examples. This sampler starts from the
     same step (delta^2 / 2) and finds its own, one forward and backward pass per step.
+    Momentum matters because a sharp generator's posterior is badly conditioned: on MNIST
+    digits (d = 16, 256 held-out digits) plain adaptive descent reached an error of 0.00932
+    in 100 steps, 0.00873 in 300 and 0.00867 in 600, where this reaches 0.00825 in 100 and
+    0.00810 in 300 (docs/benchmarks.md).
+
+    ``anneal`` > 1 anneals sigma: the data term starts weighted by 1 / anneal^2 (sigma that
+    many times larger, a smooth posterior the prior holds near its mode) and the weight rises
+    geometrically to 1 over the first half of the steps. Inference from the prior's mode uses
+    it (``latentgen.evaluation.inference``): on a generator trained to a sharp fit, MAP
+    descent from the mode stalls in poor optima far out in the latent space (768 digits, 30
+    epochs: mean energy 2,082 and error 0.0139 without, 1,406 and 0.0096 with ``anneal`` 10).
     """
 
     name = "map"
     noise = False
+    #: the velocity kept from one step to the next (0: plain adaptive descent)
+    MOMENTUM = 0.95
+    #: the step's growth after an accepted step
+    GROW = 1.1
+
+    def __init__(self, step_size: float, anneal: float = 1.0, tolerance: float = 0.0) -> None:
+        super().__init__(step_size)
+        if not anneal >= 1.0:
+            raise ValueError(f"anneal must be at least 1, got {anneal}")
+        self.anneal = float(anneal)
+        #: stop before ``steps`` once ``PATIENCE`` steps in a row each lowered the batch's
+        #: summed energy by less than this share of it (0: always run every step)
+        self.tolerance = float(tolerance)
+        #: the steps the last ``infer`` ran
+        self.steps_run = 0
+
+    PATIENCE = 3
 
     def infer(self, z0: Tensor, y: Tensor, generator: nn.Module, observation: GaussianObservation,
               prior: Prior, steps: int, mask: Tensor | None = None,
               rng: NoiseSource = None) -> Tensor:
-        def evaluate(z: Tensor) -> tuple[Tensor, Tensor]:
-            return posterior_energy(z, y, generator, observation, prior, mask)
+        def parts(z: Tensor, weight: float) -> tuple[Tensor, Tensor, Tensor]:
+            """(data energy, prior energy, gradient of weight x data + prior)."""
+            z = z.detach().requires_grad_(True)
+            data = observation.energy(y, generator(z), mask)
+            held = -prior.log_prob(z)
+            (weight * data + held).sum().backward(inputs=[z])
+            return data.detach(), held.detach(), z.grad.detach()  # type: ignore[union-attr]
+
+        annealed = max(1, steps // 2) if self.anneal > 1.0 else 0
+
+        def weight(t: int) -> float:  # the data term's weight at step t
+            return self.anneal ** (-2.0 * (1.0 - t / annealed)) if t < annealed else 1.0
 
         view = (-1, *([1] * (z0.dim() - 1)))
         with frozen(generator), torch.enable_grad():
             z = z0.detach().clone()
-            energy, grad = evaluate(z)
+            data, held, grad = parts(z, weight(0))
             step = torch.full((z.shape[0],), 0.5 * self.step_size**2, device=z.device)
-            for _ in range(steps):
-                trial = z - step.view(view) * grad
-                e_trial, g_trial = evaluate(trial)
-                ok = e_trial <= energy
-                z = torch.where(ok.view(view), trial, z)
-                grad = torch.where(ok.view(view), g_trial, grad)
-                energy = torch.where(ok, e_trial, energy)
-                step = torch.where(ok, step * 1.2, step * 0.5)
+            velocity = torch.zeros_like(z)
+            calm, self.steps_run = 0, 0
+            for t in range(steps):
+                before = float((data + held).sum()) if self.tolerance > 0 else 0.0
+                # while annealing the gradient is that of the previous step's weight (within
+                # a few per cent); what is accepted is decided on exact energies at this one
+                w = weight(t)
+                moved = self.MOMENTUM * velocity - step.view(view) * grad
+                trial = z + moved
+                d_trial, h_trial, g_trial = parts(trial, w)
+                ok = w * d_trial + h_trial <= w * data + held
+                keep = ok.view(view)
+                z = torch.where(keep, trial, z)
+                grad = torch.where(keep, g_trial, grad)
+                data = torch.where(ok, d_trial, data)
+                held = torch.where(ok, h_trial, held)
+                velocity = torch.where(keep, moved, torch.zeros_like(moved))
+                step = torch.where(ok, step * self.GROW, step * 0.5)
+                self.steps_run = t + 1
+                if self.tolerance > 0 and t >= annealed:
+                    after = float((data + held).sum())
+                    calm = calm + 1 if before - after <= self.tolerance * abs(after) else 0
+                    if calm >= self.PATIENCE:
+                        break
         return z.detach()

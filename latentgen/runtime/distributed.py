@@ -21,14 +21,17 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from latentgen.errors import UserError
+
+T = TypeVar("T")
 
 #: how long a rank waits for the others (e.g. while rank 0 evaluates error curves)
 TIMEOUT = datetime.timedelta(hours=2)
@@ -124,6 +127,16 @@ def all_reduce_sum(values: Tensor, shard: Shard) -> Tensor:
     if shard.world > 1:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
+
+
+def from_first(make: Callable[[], T], shard: Shard) -> T:
+    """``make()`` on the first rank, its result (any picklable object) on every rank: what
+    must be the same everywhere though measured (forms, precision)."""
+    if shard.world == 1:
+        return make()
+    box = [make() if shard.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]  # type: ignore[return-value]
 
 
 def barrier(shard: Shard) -> None:

@@ -11,8 +11,10 @@ so everything here targets the generator's forward and backward passes:
   changes (a test compares training against the plain loop).
 - ``precision="bf16"``: autocast to bfloat16 for the generator's passes (losses, latents and
   weights stay float32). Off by default: it changes numerics. ``precision="auto"`` picks
-  bf16 where the device has bf16 matrix units (CUDA compute capability 8.0 and later, CPUs
-  with AMX-BF16) and fp32 elsewhere (``resolve_precision`` says why).
+  bf16 only where a Langevin step of the generator is measured faster in it
+  (``latentgen.model.tuning.auto_precision`` says why).
+- each convolution in the form measured fastest on this machine (``latentgen.model.forms``,
+  ``latentgen.model.tuning``).
 - ``compile=True``: ``torch.compile`` of the generator (on CUDA with static shapes,
   ``mode="reduce-overhead"`` captures CUDA graphs). The state dict is the original module's,
   so checkpoint keys do not change. Off by default.
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Literal, cast, get_args
 
@@ -63,36 +67,28 @@ def cpu_features() -> dict[str, Any]:
     except OSError:
         pass
     return {"model": model, "capability": torch.backends.cpu.get_cpu_capability(),
-            "avx2": _cpu_has("avx2"), "avx512": _cpu_has("avx512"),
-            "avx512_bf16": _cpu_has("avx512_bf16"), "avx512_vnni": _cpu_has("vnni"),
-            "amx_tile": _cpu_has("amx_tile"), "amx_fp16": _cpu_has("amx_fp16")}
+            "avx2": cpu_has("avx2"), "avx512": cpu_has("avx512"),
+            "avx512_bf16": cpu_has("avx512_bf16"), "avx512_vnni": cpu_has("vnni"),
+            "amx_tile": cpu_has("amx_tile"), "amx_fp16": cpu_has("amx_fp16")}
 
 
-def _cpu_has(feature: str) -> bool:
+def cpu_has(feature: str) -> bool:
     """PyTorch's own test of a CPU feature (private helpers of ``torch.cpu``; False where a
     PyTorch build lacks one)."""
     test = getattr(torch.cpu, f"_is_{feature}_supported", None)
     return bool(test()) if test is not None else False
 
 
-def resolve_precision(precision: str, device: torch.device) -> tuple[str, str]:
-    """(fp32 or bf16, why) for ``precision`` on ``device``: ``auto`` takes bf16 where the
-    device has bf16 matrix units, on which bf16 training was measured to reach fp32's held-out
-    error within 5 % (docs/benchmarks.md), and fp32 elsewhere."""
+def resolve_precision(precision: str, device: torch.device,
+                      measure: Callable[[], tuple[str, str]] | None = None) -> tuple[str, str]:
+    """(fp32 or bf16, why) for ``precision`` on ``device``: an explicit one as asked; ``auto``
+    as ``measure()`` finds it (``latentgen.model.tuning.auto_precision`` on the generator), or
+    fp32 where nothing can be measured."""
     if precision != "auto":
         return precision, "asked for"
-    if device.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(device)
-        if major >= 8:
-            return "bf16", f"auto: bf16 tensor cores (compute capability {major}.{minor})"
-        return "fp32", f"auto: no bf16 tensor cores (compute capability {major}.{minor})"
-    if device.type == "cpu":
-        if _cpu_has("amx_tile") and _cpu_has("avx512_bf16"):
-            return "bf16", "auto: AMX-BF16 matrix units"
-        if _cpu_has("avx512_bf16"):
-            return "fp32", "auto: no bf16 matrix units (AVX512-BF16 vector instructions only)"
-        return "fp32", "auto: no bf16 matrix units"
-    return "fp32", f"auto: bf16 is not measured on {device.type}"
+    if measure is not None:
+        return measure()
+    return "fp32", "auto: no generator to measure"
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
@@ -109,6 +105,25 @@ def compiled(generator: nn.Module, device: torch.device, static: bool = True) ->
         return cast(nn.Module, torch.compile(generator, dynamic=True))
     mode = "reduce-overhead" if device.type == "cuda" else None
     return cast(nn.Module, torch.compile(generator, mode=mode, dynamic=False))
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; a CPU does not)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds_per_call(fn: Callable[[], Any], device: torch.device, calls: int,
+                     min_seconds: float) -> float:
+    """Seconds per call of ``fn``, timed over at least ``calls`` calls and ``min_seconds``."""
+    done, start = 0, time.perf_counter()
+    while True:
+        fn()
+        done += 1
+        synchronize(device)
+        elapsed = time.perf_counter() - start
+        if done >= calls and elapsed >= min_seconds:
+            return elapsed / done
 
 
 def place_storage(storage: torch.Tensor, device: torch.device) -> torch.Tensor:

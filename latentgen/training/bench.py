@@ -12,15 +12,18 @@ One run measures, on the modality's default generator and random data of its sha
   runs in (``peak_precision``), in the same run, and ``langevin_fraction_of_peak`` = Langevin
   FLOP/s / peak;
 - ``precision`` (fp32 or bf16), ``precision_asked`` and ``precision_reason`` (what ``auto``
-  chose and why), and ``cpu``: the CPU's model and its vector and matrix features (AVX2,
+  measured and chose), and ``cpu``: the CPU's model and its vector and matrix features (AVX2,
   AVX-512, AVX512-BF16, VNNI, AMX);
+- ``forms``: the form each convolution runs in, measured here (``latentgen.model.tuning``),
+  with each candidate's milliseconds (none when the choice came from the cache), and
+  ``forms_seconds``, what choosing them (and the precision, for ``auto``) took;
 
 Every figure is the median of ``repeats`` rounds in which the engine, its Langevin phase, the
 reference loop and the matrix multiply take turns, each round lasting at least 0.3 s, so a
 slow spell of a shared machine touches all of them alike.
 - ``reference_ratio``: the engine's time per iteration over that of a plain loop written the
   usual way (``autograd.grad`` with the weights still requiring grad, an unfused update, the
-  default memory format, the library's transposed convolutions rather than their phase form)
+  default memory format, the library's kernel for every layer rather than the tuned forms)
   on the same generator, data and settings. Below 1 = the engine wins.
 """
 
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,35 +39,29 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from latentgen.errors import UserError
+from latentgen.model.forms import plain_forms
 from latentgen.model.observation import GaussianObservation
-from latentgen.model.phase import plain_transposed_convolutions
 from latentgen.model.priors import StandardNormal
 from latentgen.model.samplers import UnadjustedLangevin
 from latentgen.plugins.registry import get_registry
 from latentgen.runtime.devices import resolve_device
 from latentgen.runtime.seeding import derived_generator
-from latentgen.runtime.speed import autocast, compile_errors, cpu_features, resolve_precision
+from latentgen.runtime.speed import (
+    autocast,
+    compile_errors,
+    cpu_features,
+    seconds_per_call,
+    synchronize,
+)
 from latentgen.training.bank import LatentBank
 from latentgen.training.engine import ABPEngine
 
 MIN_SECONDS = 0.3  # each timed round runs for at least this long
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
     """Seconds per call of ``fn``, over ``repeats`` calls (at least MIN_SECONDS in all)."""
-    done, start = 0, time.perf_counter()
-    while True:
-        fn()
-        done += 1
-        _sync(device)
-        elapsed = time.perf_counter() - start
-        if done >= repeats and elapsed >= MIN_SECONDS:
-            return elapsed / done
+    return seconds_per_call(fn, device, repeats, MIN_SECONDS)
 
 
 def _rounds(fns: dict[str, Callable[[], Any]], device: torch.device, repeats: int
@@ -158,7 +154,6 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
         raise UserError("--langevin-steps and --repeats must be at least 1")
     dev = resolve_device(device)
     asked = precision
-    precision, reason = resolve_precision(precision, dev)
     mod = get_registry().modality(modality)
     opts = mod.make_options(options or {})
     if hasattr(opts, "image_size") and not opts.image_size:
@@ -181,6 +176,8 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
     engine = ABPEngine(copy.deepcopy(base).to(dev), prior, sampler, observation, bank,
                        langevin_steps=langevin_steps, batch_size=batch_size, lr=1e-3,
                        seed=seed, device=dev, precision=precision, compile=compile)
+    # ``auto`` measured by the engine, which also chose each layer's form
+    precision, reason = engine.precision, engine.precision_reason
     index = torch.arange(batch_size)
     counter = iter(range(10**9))
     iterate = lambda: engine.train_batch(y, index, 1, next(counter))  # noqa: E731
@@ -196,7 +193,7 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
         for _ in range(2):  # warm-up (and compilation)
             iterate()
             langevin()
-    _sync(dev)
+    synchronize(dev)
 
     # FLOPs on the uncompiled generator (the counter sees through eager ops only)
     def learning_step() -> None:
@@ -208,10 +205,10 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
         gen.zero_grad(set_to_none=True)
 
     # the model's own FLOPs: its transposed convolutions as such, not their phase form
-    with autocast(dev, precision), plain_transposed_convolutions():
+    with autocast(dev, precision), plain_forms():
         step_flops = count_flops(lambda: sampler.infer(z0, y, engine.generator, observation,
                                                        prior, 1))
-    with plain_transposed_convolutions():
+    with plain_forms():
         learn_flops = count_flops(learning_step)
     langevin_flops = step_flops * langevin_steps
 
@@ -222,7 +219,7 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
     rng = torch.Generator(device="cpu").manual_seed(seed)
 
     def reference() -> None:
-        with autocast(dev, precision), plain_transposed_convolutions():
+        with autocast(dev, precision), plain_forms():
             reference_iteration(ref_gen, ref_opt, ref_z, y, sigma, step_size, langevin_steps,
                                 rng)
 
@@ -274,6 +271,8 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
         "mfu": (langevin_flops + learn_flops) / iteration_s / peak,
         "reference_iteration_s": reference_s,
         "reference_ratio": iteration_s / reference_s,
+        "forms": [c.as_dict() for c in engine.tuned.choices],
+        "forms_seconds": engine.tuned.seconds,
     }
 
 

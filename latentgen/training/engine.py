@@ -28,13 +28,14 @@ from latentgen.data.examples import Examples
 from latentgen.data.loader import EpochPlan, stored_batches, to_device
 from latentgen.data.masks import Masks
 from latentgen.data.order import EpochOrder
+from latentgen.model.forms import plain_forms
 from latentgen.model.observation import GaussianObservation
-from latentgen.model.phase import plain_transposed_convolutions
 from latentgen.model.priors import Prior
 from latentgen.model.samplers import NoiseSource, RowNoise, Sampler
+from latentgen.model.tuning import decide
 from latentgen.runtime.distributed import Shard, all_reduce_sum, data_parallel, sync_batchnorm
 from latentgen.runtime.seeding import derived_generator
-from latentgen.runtime.speed import autocast, compiled, prepare_generator, resolve_precision
+from latentgen.runtime.speed import autocast, compiled, prepare_generator
 from latentgen.training.bank import LatentBank
 from latentgen.training.schedule import lr_at
 
@@ -125,8 +126,10 @@ class ABPEngine:
         self.reinit_chains = reinit_chains
         #: observed-entry masks of the training examples (learning from incomplete data)
         self.masks = masks
-        #: fp32 or bf16 (``--precision auto`` decided here, for this device), and why
-        self.precision, self.precision_reason = resolve_precision(precision, self.device)
+        #: fp32 or bf16 (``--precision auto`` measured), why, and each convolution's form
+        self.tuned = decide(self.generator, precision, prior.latent_shape,
+                            batch_size // shard.world or 1, self.device, shard)
+        self.precision, self.precision_reason = self.tuned.precision, self.tuned.reason
         #: what runs the forward passes: the generator, or its compiled form. Inference uses it
         #: directly (the weights are fixed there, so nothing is synchronised)
         # with several processes each one's share of a batch varies in size: compile for
@@ -184,7 +187,7 @@ class ABPEngine:
             # the library's transposed convolutions give each example the same numbers in a
             # batch of any size (the phase form's input gradients do not): the model then does
             # not depend on how a batch is split over processes
-            with plain_transposed_convolutions():
+            with plain_forms():
                 return self._train_batch(y, index, epoch, batch, mask, rows, batch_size)
         return self._train_batch(y, index, epoch, batch, mask, rows, batch_size)
 
