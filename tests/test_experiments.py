@@ -236,6 +236,32 @@ def test_held_out_latents_are_kept_between_evaluations(curves_run, tiny_data, tm
     torch.testing.assert_close(held[0][2].cpu(), last["latents"]["test"])
 
 
+def test_the_chart_is_redrawn_at_evaluations_and_the_end_not_every_epoch(tiny_data, tmp_path,
+                                                                          monkeypatch):
+    import latentgen
+    from latentgen.evaluation import curves
+
+    drawn = []
+    real = curves.write_chart
+
+    def recording(path, png):
+        if path.name == "curves.png":
+            drawn.append(len(drawn))
+        return real(path, png)
+
+    monkeypatch.setattr(curves, "write_chart", recording)
+    monkeypatch.setattr(curves, "REDRAW_SECONDS", 1e9)
+    latentgen.train(data=str(tiny_data["train"]), test_data=str(tiny_data["test"]),
+                    eval_every=3, eval_steps=2, eval_warm_steps=2, epochs=4,
+                    out=tmp_path / "r", latent_dim=4, batch_size=32, langevin_steps=1,
+                    device="cpu", image_size=16, channels=1, width=8)
+    assert len(drawn) == 3  # the first epoch, the evaluation at 3, the last (4); not 2
+    monkeypatch.setattr(curves, "REDRAW_SECONDS", 0.0)
+    drawn.clear()
+    latentgen.train(out=tmp_path / "r", resume=True, epochs=6)
+    assert len(drawn) == 2  # every epoch once no time need pass
+
+
 def test_training_prints_the_regime_and_rule(tiny_data, cli, tmp_path):
     res = cli("train", "--data", tiny_data["train"], "--test-data", tiny_data["test"],
               "--negative-data", tiny_data["negative"], "--eval-steps", "5",

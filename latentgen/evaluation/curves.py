@@ -17,7 +17,8 @@ at every evaluation): inference of an example costs as much as training it, and 
 need the trend, not every example. ``evaluate`` and ``report`` measure whole held-out sets.
 ``eval_seconds`` in metrics.csv is what each evaluation took.
 The errors go into ``metrics.csv`` (eval_train_mse, test_mse, negative_mse) and a plot of them
-over epochs into ``curves.png``, with PCA at the same number of latent factors (on the same
+over epochs into ``curves.png`` (redrawn at each evaluation, at the end, and at most every 30 s
+in between), with PCA at the same number of latent factors (on the same
 examples) as dashed lines, beside the running training error of every epoch.
 """
 
@@ -42,12 +43,15 @@ CURVE_COLUMNS = {"train": "eval_train_mse", "test": "test_mse", "negative": "neg
 #: PCA's test error at the generator's d, beside the curves (the verdict uses it)
 PCA_TEST_COLUMN = "pca_test_mse"
 #: MAP steps refining the banked latents of the training examples the curves measure (they
-#: are Langevin samples of the current model; with momentum, 10 steps reach the mode)
+#: are Langevin samples of the current model, near its mode)
 CURVE_REFINE_STEPS = 10
 #: a warm evaluation stops before ``eval_warm_steps`` once three steps in a row each lowered a
 #: batch's energy by less than this share: late in training the kept latents are at their
 #: mode already
 WARM_TOLERANCE = 1e-4
+#: curves.png is redrawn at every evaluation and the last epoch, and otherwise after an epoch
+#: only once this many seconds have passed since it was last drawn
+REDRAW_SECONDS = 30.0
 #: where the held-out latents of the last evaluation are kept (in the run's checkpoints folder)
 WARM_LATENTS = "eval_latents.pt"
 #: the synthesis measures in metrics.csv (``synthesis_every``)
@@ -138,11 +142,13 @@ class CurveTracker:
 
 class CurveObserver(Observer):
     """The error curves as a training observer: every ``eval_every`` epochs (and after the
-    last) it adds the eval columns to the epoch's metrics row; every epoch it redraws
-    ``curves.png``. Put it before the metrics writers, so that they record its columns."""
+    last) it adds the eval columns to the epoch's metrics row; it redraws ``curves.png`` then,
+    after the first and the last epoch, and at most every ``REDRAW_SECONDS`` in between. Put it before the metrics writers, so that they record its columns."""
 
     def __init__(self) -> None:
         self.tracker: CurveTracker | None = None
+        #: when curves.png was last drawn (``time.monotonic``), None before the first time
+        self._drawn_at: float | None = None
 
     def on_start(self, event: StartEvent) -> None:
         t = event.trainer
@@ -162,13 +168,20 @@ class CurveObserver(Observer):
     def on_epoch(self, event: EpochEvent) -> None:
         assert self.tracker is not None, "on_start comes first"
         cfg = self.trainer.config
-        if self.tracker.held_out and (event.epoch % cfg.eval_every == 0
-                                      or event.epoch == cfg.epochs):
+        evaluated = self.tracker.held_out and (event.epoch % cfg.eval_every == 0
+                                               or event.epoch == cfg.epochs)
+        if evaluated:
             start = time.perf_counter()
             event.row.update(self.tracker.measure(event.latents))
             event.row["eval_seconds"] = round(time.perf_counter() - start, 3)
             self.tracker.save_warm(self._warm_path, event.epoch)
-        self.tracker.plot(event.rows, self.trainer.run.curves_path)
+        # drawing the chart takes about a third of a second: with short epochs, every epoch's
+        # redraw would cost more than the evaluations
+        now = time.monotonic()
+        if (evaluated or event.epoch == cfg.epochs or self._drawn_at is None
+                or now - self._drawn_at >= REDRAW_SECONDS):
+            self.tracker.plot(event.rows, self.trainer.run.curves_path)
+            self._drawn_at = now
         every = cfg.synthesis_every
         if every and (event.epoch % every == 0 or event.epoch == cfg.epochs):
             event.row.update(self._synthesis(event))

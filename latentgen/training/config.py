@@ -131,7 +131,7 @@ class TrainConfig:
     eval_steps: int = setting(40, "MAP inference steps (sampler map, sigma annealed) from "
                               "the prior's mode for test / negative data at their first "
                               "evaluation.", minimum=0, panel="Error curves")
-    eval_warm_steps: int = setting(20, "MAP steps of each later evaluation, from the latents "
+    eval_warm_steps: int = setting(16, "MAP steps of each later evaluation, from the latents "
                                    "the previous one found (the held-out chains are kept, as "
                                    "the training bank keeps its own); also the steps refining "
                                    "the training examples' banked latents.", minimum=0,
