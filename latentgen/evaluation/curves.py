@@ -143,7 +143,8 @@ class CurveTracker:
 class CurveObserver(Observer):
     """The error curves as a training observer: every ``eval_every`` epochs (and after the
     last) it adds the eval columns to the epoch's metrics row; it redraws ``curves.png`` then,
-    after the first and the last epoch, and at most every ``REDRAW_SECONDS`` in between. Put it before the metrics writers, so that they record its columns."""
+    after the first and the last epoch, and at most every ``REDRAW_SECONDS`` in between. Put
+    it before the metrics writers, so that they record its columns."""
 
     def __init__(self) -> None:
         self.tracker: CurveTracker | None = None
