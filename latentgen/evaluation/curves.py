@@ -45,10 +45,6 @@ PCA_TEST_COLUMN = "pca_test_mse"
 #: MAP steps refining the banked latents of the training examples the curves measure (they
 #: are Langevin samples of the current model, near its mode)
 CURVE_REFINE_STEPS = 10
-#: a warm evaluation stops before ``eval_warm_steps`` once three steps in a row each lowered a
-#: batch's energy by less than this share: late in training the kept latents are at their
-#: mode already
-WARM_TOLERANCE = 1e-4
 #: curves.png is redrawn at every evaluation and the last epoch, and otherwise after an epoch
 #: only once this many seconds have passed since it was last drawn
 REDRAW_SECONDS = 30.0
@@ -107,7 +103,7 @@ class CurveTracker:
             start = self.warm.get(name)
             z = infer_latents(self.model, self.device, data,
                               self.steps if start is None else self.warm_steps, masks=m,
-                              start=start, tolerance=0.0 if start is None else WARM_TOLERANCE)
+                              start=start)
             self.warm[name] = z
             row[CURVE_COLUMNS[name]] = float(per_example_mse(
                 self.model, self.device, data, z, masks=m,

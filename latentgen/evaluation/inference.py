@@ -37,16 +37,14 @@ if TYPE_CHECKING:
 def infer_latents(model: Model, device: torch.device, data: Examples,
                   steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
                   step_size: float | None = None, batch_size: int = 256, seed: int = 0,
-                  masks: Masks | None = None, start: torch.Tensor | None = None,
-                  tolerance: float = 0.0) -> torch.Tensor:
+                  masks: Masks | None = None, start: torch.Tensor | None = None
+                  ) -> torch.Tensor:
     """Latents for every example of ``data``, from the prior's mode or from ``start`` (one
     per example). From the mode, MAP inference anneals sigma (``COLD_ANNEAL``); from a
-    start it does not (the start is in its basin already). ``tolerance`` > 0 lets MAP
-    inference stop early once a batch's energy stops falling (``AdaptiveMAP.tolerance``)."""
+    start it does not (the start is in its basin already)."""
     smp = model.sampler(sampler, step_size)
     if isinstance(smp, AdaptiveMAP):
         smp.anneal = COLD_ANNEAL if start is None else 1.0
-        smp.tolerance = tolerance
     was_training = model.generator.training
     model.generator.eval()
     out = []

@@ -213,18 +213,11 @@ class AdaptiveMAP(Sampler):
     #: the step's growth after an accepted step
     GROW = 1.1
 
-    def __init__(self, step_size: float, anneal: float = 1.0, tolerance: float = 0.0) -> None:
+    def __init__(self, step_size: float, anneal: float = 1.0) -> None:
         super().__init__(step_size)
         if not anneal >= 1.0:
             raise ValueError(f"anneal must be at least 1, got {anneal}")
         self.anneal = float(anneal)
-        #: stop before ``steps`` once ``PATIENCE`` steps in a row each lowered the batch's
-        #: summed energy by less than this share of it (0: always run every step)
-        self.tolerance = float(tolerance)
-        #: the steps the last ``infer`` ran
-        self.steps_run = 0
-
-    PATIENCE = 3
 
     def infer(self, z0: Tensor, y: Tensor, generator: nn.Module, observation: GaussianObservation,
               prior: Prior, steps: int, mask: Tensor | None = None,
@@ -248,9 +241,7 @@ class AdaptiveMAP(Sampler):
             data, held, grad = parts(z, weight(0))
             step = torch.full((z.shape[0],), 0.5 * self.step_size**2, device=z.device)
             velocity = torch.zeros_like(z)
-            calm, self.steps_run = 0, 0
             for t in range(steps):
-                before = float((data + held).sum()) if self.tolerance > 0 else 0.0
                 # while annealing the gradient is that of the previous step's weight (within
                 # a few per cent); what is accepted is decided on exact energies at this one
                 w = weight(t)
@@ -265,10 +256,4 @@ class AdaptiveMAP(Sampler):
                 held = torch.where(ok, h_trial, held)
                 velocity = torch.where(keep, moved, torch.zeros_like(moved))
                 step = torch.where(ok, step * self.GROW, step * 0.5)
-                self.steps_run = t + 1
-                if self.tolerance > 0 and t >= annealed:
-                    after = float((data + held).sum())
-                    calm = calm + 1 if before - after <= self.tolerance * abs(after) else 0
-                    if calm >= self.PATIENCE:
-                        break
         return z.detach()
