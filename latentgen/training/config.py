@@ -133,8 +133,8 @@ class TrainConfig:
                               "evaluation.", minimum=0, panel="Error curves")
     eval_warm_steps: int = setting(16, "MAP steps of each later evaluation, from the latents "
                                    "the previous one found (the held-out chains are kept, as "
-                                   "the training bank keeps its own); also the steps refining "
-                                   "the training examples' banked latents.", minimum=0,
+                                   "the training bank keeps its own); up to 10 of them also "
+                                   "refine the training examples' banked latents.", minimum=0,
                                    panel="Error curves", resumable=True)
     synthesis_every: int | None = setting(None, "Epochs between synthesis measures (sliced "
                                           "Wasserstein distance of prior samples from "
