@@ -31,8 +31,8 @@ import torchaudio
 import latentgen
 from latentgen import Examples
 from latentgen.data import decode_uint8
-from latentgen.evaluation.swd import SWDReference
-from latentgen.evaluation.synthesis import fit_ppca
+from latentgen.measures.swd import SWDReference
+from latentgen.measures.synthesis import fit_ppca
 from latentgen_audio.datasets import HELD_OUT_SEED, decode, encode
 from latentgen_audio.sounds import sounds
 from latentgen_audio.spectrogram import log_mel

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               **settings)
         seconds = time.perf_counter() - start
         assert run is not None
-        ev = run.evaluate(test=args.test_data, negative=args.negative_data, synthesis=True,
+        ev = run.evaluate(["reconstruction", "latents", "synthesis"],
+                          test_data=args.test_data, negative_data=args.negative_data,
                           reference="test")
     result: dict[str, Any] = {"name": args.name, "settings": settings,
                               "mels_as_channels": args.mels_as_channels,

@@ -37,7 +37,7 @@ import torch
 
 from latentgen.data.examples import Examples
 from latentgen.data.prepared import is_prepared, open_prepared
-from latentgen.evaluation.synthesis import MAX_PICTURES, SWDReference, _examples, _pick, fit_ppca
+from latentgen.measures.synthesis import MAX_PICTURES, SWDReference, _examples, _pick, fit_ppca
 from latentgen.plugins.options import option_type
 from latentgen.plugins.registry import get_registry
 from latentgen.runtime.seeding import derived_generator

@@ -54,8 +54,9 @@ def main() -> None:
                                 seed=seed, device="cpu", **extra)
                 seconds = time.perf_counter() - start
                 run = latentgen.load_run(out, "cpu")
-                res = run.evaluate(test=args.test_data, negative=args.negative_data,
-                                   synthesis=True, n=args.n, train=False)
+                res = run.evaluate(["reconstruction", "latents", "synthesis"],
+                                   test_data=args.test_data,
+                                   negative_data=args.negative_data, n=args.n, train=False)
                 syn = res["synthesis"]
                 row = {"prior": prior, "seed": seed, "settings": extra,
                        "train_seconds": round(seconds, 1),

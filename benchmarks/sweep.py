@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import latentgen
-from latentgen.training.config import TrainConfig
+from latentgen.assembly.config import TrainConfig
 
 SETTINGS = {f.name for f in fields(TrainConfig)}
 
@@ -78,7 +78,8 @@ def run_one(ds: dict[str, Any], point: dict[str, Any], epochs: int, n: int,
                     eval_every=settings["epochs"], **options, **settings)
     trained = latentgen.load_run(out, "cpu")
     seconds = sum(float(r["seconds"]) for r in trained.metrics())
-    result = trained.evaluate(test=ds["test"], synthesis=True, n=n)
+    result = trained.evaluate(["reconstruction", "latents", "synthesis"], test_data=ds["test"],
+                              n=n)
     test, pca = result["test"]["mse"], result["pca"]["test"]
     return {"set": ds["name"], **point, "epochs": settings["epochs"],
             "train_examples": result["train"]["n"], "test_mse": test, "pca_test_mse": pca,

@@ -29,10 +29,10 @@ import torch
 from torch import nn
 
 import latentgen
-from latentgen.evaluation.inference import infer_latents, per_example_mse
-from latentgen.evaluation.run import Run
+from latentgen.measures.inference import infer_latents, per_example_mse
 from latentgen.model.observation import GaussianObservation
 from latentgen.model.priors import StandardNormal
+from latentgen.run import Run
 
 PLAIN = {"sigma": 0.3, "delta": 0.1, "steps": 20, "batch": 64, "lr": 2e-4, "width": 32}
 

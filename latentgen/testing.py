@@ -29,12 +29,12 @@ from typing import Any
 
 import torch
 
+from latentgen.assembly.config import TrainConfig
+from latentgen.assembly.model import Model
 from latentgen.data.prepared import open_prepared, prepare, read_sidecar
 from latentgen.errors import UserError
 from latentgen.plugins.modality import Modality
 from latentgen.plugins.registry import Registry, get_registry, register_plugin, unregister_plugin
-from latentgen.training.assembly import Model
-from latentgen.training.config import TrainConfig
 
 __all__ = ["check_default_data", "check_formats", "check_generator", "check_modality",
            "check_prepare", "check_writer_round_trip", "registered"]
@@ -177,8 +177,8 @@ def check_formats(modality: Modality) -> None:
     try:
         modality.check_format("no-such-format")
     except UserError as exc:
-        _expect("--format" in str(exc), modality,
-                f"refusing an unknown format, the message does not name --format: {exc}")
+        _expect("format" in str(exc), modality,
+                f"refusing an unknown format, the message does not name `format`: {exc}")
     else:
         raise _fail(modality, "check_format('no-such-format') did not raise UserError")
 

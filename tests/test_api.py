@@ -100,8 +100,8 @@ def test_api_and_cli_agree_through_a_config_file(cli, tmp_path):
     assert ((tmp_path / "cli" / "config.toml").read_text()
             == (tmp_path / "api" / "config.toml").read_text())
     assert latentgen.load_run(tmp_path / "api", "cpu").config.sigma == 0.6
-    # a bad explicit value is named as the flag; a bad value in the file names the file
-    with pytest.raises(UserError, match=r"^--epochs must be at least 1, got 0$"):
+    # a bad explicit value is named as the setting; a bad value in the file names the file
+    with pytest.raises(UserError, match=r"^`epochs` must be at least 1, got 0$"):
         latentgen.resolve_config(toml, epochs=0)
     toml.write_text(toml.read_text().replace("latent_dim = 4", "latent_dim = 0"))
     with pytest.raises(UserError, match=r"settings.toml: setting latent_dim must be at least 1"):
@@ -145,9 +145,9 @@ def test_unknown_keywords_name_both_lists():
 
 def test_resume_refuses_settings_that_change_what_is_learned(tmp_path):
     latentgen.train(out=tmp_path / "r", max_steps=1, device="cpu", **TINY["image"])
-    with pytest.raises(UserError, match="--sigma cannot change"):
+    with pytest.raises(UserError, match="`sigma` cannot change"):
         latentgen.train(out=tmp_path / "r", resume=True, sigma=0.2)
-    with pytest.raises(UserError, match="--image-size cannot change"):
+    with pytest.raises(UserError, match="`image_size` cannot change"):
         latentgen.train(out=tmp_path / "r", resume=True, modality_options={"image_size": 32})
 
 
@@ -211,8 +211,8 @@ def test_pictures_train_with_their_own_defaults_and_a_width_by_size():
     default) keeps the transposed-convolution stack's first hidden layer at 128 channels or
     more: 64 at 16 and 28 px, 32 above; the residual generator (the default for whole
     pictures) ends at 32 at every size; an explicit width is kept."""
+    from latentgen.assembly.model import Model
     from latentgen.plugins.registry import get_registry
-    from latentgen.training.assembly import Model
 
     image = get_registry().modality("image")
     resolved = latentgen.resolve_config({"modality": "image"})

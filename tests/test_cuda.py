@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latentgen.evaluation.run import Run as TrainedRun
-from latentgen.training.config import TrainConfig
+from latentgen.assembly.config import TrainConfig
+from latentgen.run import Run as TrainedRun
 from tests.conftest import train_api as train
 
 pytestmark = [pytest.mark.gpu,
@@ -26,7 +26,7 @@ def test_train_on_cuda_then_use_the_run_on_cpu(tiny_data, tmp_path):
 @pytest.mark.parametrize("place", ["host", "disk"])
 def test_latent_bank_placement_on_cuda(tiny_data, tmp_path, place):
     """The bank in host memory or on disk trains what a bank on the GPU trains."""
-    from latentgen.training.rundir import RunDir
+    from latentgen.assembly.rundir import RunDir
 
     base = dict(data=str(tiny_data["train"]), latent_dim=4, epochs=2, langevin_steps=5,
                 device="cuda", modality_options={"image_size": 16, "channels": 1, "width": 8})

@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
+from latentgen.assembly.rundir import RunDir
 from latentgen.data.order import EpochOrder
 from latentgen.model.priors import StandardNormal
 from latentgen.model.samplers import RowNoise, normal_like
 from latentgen.runtime.distributed import Shard
 from latentgen.runtime.seeding import derived_generator
 from latentgen.training.bank import LatentBank
-from latentgen.training.rundir import RunDir
 
 from .conftest import TINY_TRAIN, make_faces
 
@@ -210,8 +210,8 @@ def picture_folder(tmp_path_factory) -> Path:
 
 
 def test_prepare_then_train_equals_training_on_the_folder(picture_folder, tmp_path, cli):
-    from latentgen.training.assembly import Model
-    from latentgen.training.config import TrainConfig
+    from latentgen.assembly.config import TrainConfig
+    from latentgen.assembly.model import Model
 
     packed = tmp_path / "faces.u8"
     res = cli("prepare", "--modality", "image", "--data", picture_folder, "--out", packed,

@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 import latentgen
+from latentgen.assembly.rundir import RunDir
 from latentgen.data.examples import Examples
 from latentgen.errors import UserError
-from latentgen.evaluation.anomaly import DEFAULT_SCORE
-from latentgen.evaluation.latent_gap import _mmd
+from latentgen.measures.anomaly import DEFAULT_SCORE
+from latentgen.measures.latent_gap import _mmd
 from latentgen.model.observation import GaussianObservation
 from latentgen.model.priors import PriorSettings, StandardNormal, make_prior
 from latentgen.model.samplers import Langevin
@@ -22,7 +23,6 @@ from latentgen.plugins.hookspecs import hookimpl
 from latentgen.plugins.registry import get_registry, register_plugin, unregister_plugin
 from latentgen.training.bank import LatentBank
 from latentgen.training.engine import ABPEngine
-from latentgen.training.rundir import RunDir
 from latentgen_ebm import EnergyPrior
 from tests.conftest import TINY_TRAIN, resume_api
 from tests.conftest import train_api as train
@@ -188,7 +188,7 @@ def test_a_diverging_prior_stops_with_one_line_and_keeps_the_last_checkpoint(tin
     finally:
         unregister_plugin("exploding-prior")
     said = str(info.value)
-    assert "\n" not in said and "prior diverged in epoch 2" in said and "--prior-lr" in said
+    assert "\n" not in said and "prior diverged in epoch 2" in said and "`prior_lr`" in said
     assert "last.pt" in said
     state = RunDir(tmp_path / "run").load_checkpoint()
     assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["prior"].values())
@@ -278,7 +278,7 @@ def test_the_ebm_prior_has_no_likelihood_to_offer(tiny_data, tmp_path, cli):
 
 
 def test_auroc_and_average_precision_on_cases_worked_by_hand():
-    from latentgen.evaluation.anomaly import auroc, average_precision, detection
+    from latentgen.measures.anomaly import auroc, average_precision, detection
 
     scores, labels = [0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]
     # pairs (anomaly above normal): 0.35 > 0.1, 0.8 > both -> 3 of 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import latentgen
-from latentgen.training.rundir import RunDir
+from latentgen.assembly.rundir import RunDir
 
 from .conftest import TINY_TRAIN
 

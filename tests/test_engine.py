@@ -7,8 +7,8 @@ import tomllib
 
 import torch
 
-from latentgen.evaluation.run import Run as TrainedRun
-from latentgen.training.config import TrainConfig
+from latentgen.assembly.config import TrainConfig
+from latentgen.run import Run as TrainedRun
 from tests.conftest import resume_api
 from tests.conftest import train_api as train
 

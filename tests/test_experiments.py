@@ -11,11 +11,11 @@ from PIL import Image
 
 from latentgen.data.examples import Examples
 from latentgen.data.masks import BlockMasks, PixelMasks, parse_masks
-from latentgen.evaluation import baselines as evaluation
-from latentgen.evaluation.baselines import fit_pca, regime
-from latentgen.evaluation.curves import final_regime
-from latentgen.evaluation.work import latent_path
+from latentgen.measures import baselines as evaluation
+from latentgen.measures.baselines import fit_pca, regime
+from latentgen.measures.interpolation import latent_path
 from latentgen.model.observation import GaussianObservation
+from latentgen.outputs.curves import final_regime
 from latentgen.plugins.registry import get_registry
 
 from .conftest import TINY_TRAIN
@@ -175,7 +175,7 @@ def curves_run(tiny_data, tmp_path_factory):
 
 
 def test_training_tracks_train_test_negative_curves(curves_run):
-    from latentgen.training.rundir import RunDir
+    from latentgen.assembly.rundir import RunDir
 
     rows = RunDir(curves_run).read_metrics()
     assert [r["test_mse"] != "" for r in rows] == [False, True, True]  # epochs 2 and 3 (last)
@@ -184,7 +184,7 @@ def test_training_tracks_train_test_negative_curves(curves_run):
             assert 0 < float(r[col]) < 1
     with Image.open(curves_run / "curves.png") as img:
         assert img.size[0] > 300 and img.getextrema() != ((255, 255),) * 3
-    from latentgen.evaluation.curves import curve_series
+    from latentgen.outputs.curves import curve_series
 
     # the chart draws the three evaluated errors and the running training error of each epoch
     series = curve_series(rows)
@@ -199,8 +199,8 @@ def test_held_out_latents_are_kept_between_evaluations(curves_run, tiny_data, tm
     the latents the previous one found with eval_warm_steps; a resumed run goes on from the
     kept ones; each evaluation's seconds are recorded."""
     import latentgen
-    from latentgen.evaluation import curves
-    from latentgen.training.rundir import RunDir
+    from latentgen.assembly.rundir import RunDir
+    from latentgen.training import curves
 
     rows = RunDir(curves_run).read_metrics()
     assert [r["eval_seconds"] != "" for r in rows] == [False, True, True]
@@ -239,7 +239,7 @@ def test_held_out_latents_are_kept_between_evaluations(curves_run, tiny_data, tm
 def test_the_chart_is_redrawn_at_evaluations_and_the_end_not_every_epoch(tiny_data, tmp_path,
                                                                           monkeypatch):
     import latentgen
-    from latentgen.evaluation import curves
+    from latentgen.training import curves
 
     drawn = []
     real = curves.write_chart
@@ -363,7 +363,7 @@ def test_regime_of_non_numbers_is_undetermined():
 
 
 def test_training_from_the_same_seed_gives_the_same_weights(tiny_data, cli, tmp_path):
-    from latentgen.evaluation.run import Run as TrainedRun
+    from latentgen.run import Run as TrainedRun
 
     for name in ("a", "b"):
         torch.manual_seed(len(name) * 11 + ord(name))  # a different global state each time

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from latentgen.errors import UserError
-from latentgen.evaluation import features as fe
+from latentgen.measures import features as fe
 from latentgen.plugins import fid_inception
 
 pytest.importorskip("pytorch_fid")

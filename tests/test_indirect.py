@@ -55,7 +55,7 @@ def test_min_norm_inverts_what_can_be_inverted():
 @pytest.mark.parametrize("spec", ["random:0", "random:1.5", "blur:x", "downsample:1",
                                   "downsample:2.5", "mask:3", "random"])
 def test_bad_operator_specs_are_one_line_errors(spec):
-    with pytest.raises(UserError, match="--observe") as info:
+    with pytest.raises(UserError, match="`observe`") as info:
         parse_operator(spec, (1, 8, 8), 0)
     assert "\n" not in str(info.value)
     with pytest.raises(UserError, match="not a multiple of 3"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latentgen.evaluation.latent_gap import latent_gap
-from latentgen.evaluation.run import Run as TrainedRun
+from latentgen.measures.latent_gap import latent_gap
 from latentgen.model.priors import LatentMoments, LearnedGaussian, StandardNormal
+from latentgen.run import Run as TrainedRun
 from latentgen.training.bank import LatentBank
 from tests.conftest import resume_api
 from tests.conftest import train_api as train

@@ -1,8 +1,10 @@
-"""The core's subpackages form layers, and plugins use only the public API.
+"""The core's subpackages form layers, no modules import each other in a circle, plugins use
+only the public API and the command line only what ``latentgen`` exports.
 
 Each module of ``latentgen`` may import only from its own layer or the ones below it, so no
-subpackage imports one above it and none import each other in a circle. Every import counts,
-also those inside functions and under TYPE_CHECKING.
+subpackage imports one above it; within a layer no modules import each other, directly or
+round a longer circle. Every import counts, also those inside functions and under
+TYPE_CHECKING.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ LAYERS = [
     {"latentgen.data"},
     {"latentgen.model"},
     {"latentgen.plugins"},
+    {"latentgen.assembly"},
+    {"latentgen.measures"},
+    {"latentgen.outputs"},
     {"latentgen.training"},
-    {"latentgen.evaluation"},
-    {"latentgen.api", "latentgen.testing", "latentgen", "latentgen.__main__"},
+    {"latentgen.run"},
+    {"latentgen.api", "latentgen.benchmark", "latentgen.testing", "latentgen",
+     "latentgen.__main__"},
 ]
 #: packages that export names lazily: name -> defining module (``_EXPORTS``)
 EXPORTED = {pkg: importlib.import_module(pkg)._EXPORTS
@@ -125,3 +131,99 @@ def test_no_module_is_over_400_lines():
     long = [f"{p.relative_to(ROOT)}: {n}" for p in sorted(ROOT.glob("*/**/*.py"))
             if ".venv" not in p.parts and (n := len(p.read_text().splitlines())) > 400]
     assert not long, long
+
+
+def _graph(roots: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the modules of ``roots`` (package name -> folder) it imports."""
+    modules: dict[str, Path] = {}
+    for package, folder in roots.items():
+        for path in folder.rglob("*.py"):
+            parts = [package, *path.relative_to(folder).with_suffix("").parts]
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = set()
+        imports = _imports(path)
+        # `from package import submodule` imports the submodule, not the package's names
+        whole = {(line, m.rpartition(".")[0]) for line, m in imports if m in modules}
+        for line, module in imports:
+            if (line, module) in whole:
+                continue
+            while module and module not in modules:
+                module = module.rpartition(".")[0]
+            if module and module != name:
+                found.add(module)
+        graph[name] = found
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    roots = {"latentgen": CORE, "latentgen_cli": ROOT / "cli" / "latentgen_cli"}
+    roots.update({p.name: p for p in (ROOT / "plugins").iterdir() if p.is_dir()})
+    assert _circles(_graph(roots)) == []
+
+
+def test_circles_are_found():
+    # the check itself: a circle of three and a pair, beside modules that form none
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"e"}, "e": {"d"}, "f": {"a"}}
+    assert sorted(_circles(graph)) == [["a", "b", "c"], ["d", "e"]]
+
+
+def test_the_cli_imports_only_what_latentgen_exports():
+    import latentgen
+
+    bad = []
+    for path in sorted((ROOT / "cli" / "latentgen_cli").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module and \
+                    node.module.split(".")[0] == "latentgen":
+                if node.module != "latentgen":
+                    bad.append(f"{path.name}:{node.lineno} imports {node.module}")
+                bad += [f"{path.name}:{node.lineno} imports {a.name}, which latentgen does "
+                        "not export" for a in node.names if a.name not in latentgen.__all__]
+            elif isinstance(node, ast.Import):
+                bad += [f"{path.name}:{node.lineno} imports {a.name}" for a in node.names
+                        if a.name.startswith("latentgen.")]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                    node.value.id == "latentgen" and node.attr not in latentgen.__all__:
+                bad.append(f"{path.name}:{node.lineno} uses latentgen.{node.attr}, which it "
+                           "does not export")
+    assert not bad, "\n".join(bad)

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from latentgen.data.examples import Examples
-from latentgen.evaluation.likelihood import importance_log_likelihood, ppca_log_likelihood
-from latentgen.evaluation.synthesis import fit_ppca
+from latentgen.measures.likelihood import importance_log_likelihood, ppca_log_likelihood
+from latentgen.measures.synthesis import fit_ppca
 from latentgen.model.observation import GaussianObservation
 from latentgen.model.priors import LearnedGaussian, StandardNormal
 from latentgen.model.samplers import AdaptiveMAP

@@ -156,16 +156,17 @@ def test_a_plugin_cannot_take_a_built_in_observer_name():
     try:
         info = get_registry().plugins["clash"]
         assert info.error and "built into latentgen" in info.error
-        assert "tensorboard" not in get_registry().observers
+        assert get_registry().owners["observers:tensorboard"] == "tensorboard"
     finally:
         unregister_plugin("clash")
 
 
-def test_built_in_observer_names_agree_with_the_registry():
-    from latentgen.plugins.registry import BUILTIN_OBSERVERS
-    from latentgen.training.observers import BUILTIN
+def test_tensorboard_registers_as_a_built_in_plugin():
+    from latentgen.plugins.registry import get_registry
 
-    assert set(BUILTIN) == set(BUILTIN_OBSERVERS)
+    reg = get_registry()
+    assert reg.owners["observers:tensorboard"] in reg.builtin
+    assert "tensorboard" in reg.plugins["tensorboard"].observers
 
 
 def test_none_clears_the_stored_observers_on_resume(tiny_data, tmp_path, cli):

@@ -8,14 +8,14 @@ import json
 import pytest
 import torch
 
+from latentgen.assembly.config import TrainConfig
+from latentgen.benchmark import count_flops, reference_iteration
 from latentgen.model.observation import GaussianObservation
 from latentgen.model.priors import StandardNormal
 from latentgen.model.samplers import Langevin, UnadjustedLangevin
 from latentgen.plugins.registry import get_registry
 from latentgen.runtime.seeding import derived_generator
 from latentgen.training.bank import LatentBank
-from latentgen.training.bench import count_flops, reference_iteration
-from latentgen.training.config import TrainConfig
 from latentgen.training.engine import ABPEngine
 from tests.conftest import train_api as train
 
@@ -193,7 +193,7 @@ def test_compile_failures_are_one_line_errors():
     from latentgen import UserError
     from latentgen.runtime.speed import compile_errors
 
-    with pytest.raises(UserError, match="--compile failed .*run without --compile"):
+    with pytest.raises(UserError, match="`compile` failed .*run without `compile`"):
         with compile_errors():
             raise BackendCompilerFailed(lambda: None, RuntimeError("no C++ compiler\nmore"), None)
     with pytest.raises(ValueError):  # other errors pass through untouched

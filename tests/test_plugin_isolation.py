@@ -1,9 +1,6 @@
-"""Plugins cannot replace built-ins, cannot take the CLI down, and cannot clash with its options.
-
-The CLI cases run ``python -m latentgen`` as a user would, with fake plugins installed the way pip
-would install them (a module and a ``*.dist-info`` folder declaring ``[latentgen]`` entry points
-in a folder on PYTHONPATH); the registration rules are checked in-process.
-"""
+"""Plugins cannot replace built-ins, take the CLI down or clash with its options. The CLI cases
+run ``python -m latentgen`` with fake plugins installed as pip would (a module and a
+``*.dist-info`` folder of ``[latentgen]`` entry points on PYTHONPATH)."""
 
 from __future__ import annotations
 
@@ -301,7 +298,17 @@ class _Unprintable:
     (("modality", (stub(fields=[("rate", "float", option(float("nan"), "h"))]),)),
      "modality 'stub': option --rate defaults to nan, which is not float"),
     (("modality", (stub(train_defaults={"step_size": -1.0}),)),
-     "modality 'stub': train_defaults: --step-size must be positive, got -1.0"),
+     "modality 'stub': train_defaults: `step_size` must be positive, got -1.0"),
+    (("modality", (stub(fields=[("size", "int", option(0, "h", minimum=1))]),)),
+     "modality 'stub': option --size defaults to 0, outside its declaration (`size` must be "
+     "at least 1, got 0)"),
+    (("modality", (stub(fields=[("size", "Literal[1, 3]", option(2, "h"))]),)),
+     "modality 'stub': option --size defaults to 2, outside its declaration (`size` must be "
+     "1 or 3, got 2)"),
+    (("modality", (stub(fields=[("size", "int", option(1, "h", choices=(1, "a")))]),)),
+     "modality 'stub': option --size has choices 1 or a, not all int"),
+    (("modality", (stub(fields=[("size", "str", option("a", "h", minimum=1))]),)),
+     "modality 'stub': option --size has bounds, but is str, not a number"),
     (("modality", (type("Stub", (_Unprintable, _Stub), {})(),)),
      "RuntimeError: no description today"),
 ], ids=lambda v: v if isinstance(v, str) else None)
@@ -340,7 +347,8 @@ def test_the_core_options_work_beside_a_refused_modality(cli, tiny_data, tmp_pat
         plugins.unregister_plugin("fake")
 
 
-def test_modalities_share_an_option_of_the_same_type(cli):
+def test_modalities_share_an_option_of_the_same_type(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option
     def plugin(name: str, *fields: tuple[Any, ...]) -> _Plugin:
         return _Plugin(("modality", (stub(name=name, fields=list(fields)),)))
 

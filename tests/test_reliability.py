@@ -116,7 +116,7 @@ def test_a_kill_while_a_kept_checkpoint_is_written_loses_nothing(tiny_data, tmp_
             raise KeyboardInterrupt  # the process dies here
         return real(path, write, mode)
 
-    monkeypatch.setattr("latentgen.training.rundir.atomic_write", killed_at_epoch_2)
+    monkeypatch.setattr("latentgen.assembly.rundir.atomic_write", killed_at_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_data["train"], out, epochs=3, checkpoint_every=1)
     monkeypatch.undo()

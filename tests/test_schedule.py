@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from latentgen.evaluation.run import Run as TrainedRun
-from latentgen.training.config import TrainConfig
-from latentgen.training.rundir import RunDir
+from latentgen.assembly.config import TrainConfig
+from latentgen.assembly.rundir import RunDir
+from latentgen.run import Run as TrainedRun
 from latentgen.training.schedule import lr_at
 from tests.conftest import resume_api
 from tests.conftest import train_api as train

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from latentgen import UserError
-from latentgen.training.config import RESUMABLE, SETTINGS, TrainConfig
+from latentgen.assembly.config import RESUMABLE, SETTINGS, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,9 +26,13 @@ def test_every_setting_has_a_flag_and_help_in_train(cli, monkeypatch):
     res = cli("train", "--help")
     assert res.code == 0
     text = " ".join(res.out.replace("│", " ").split())
+    from latentgen_cli.options import helped
+
     for s in SETTINGS.values():
         assert s.flag in text, s.name
-        assert " ".join(s.help.split()) in text, s.name  # the whole help, markup and all
+        # the whole help, markup and all, with the flags for the settings it names
+        assert " ".join(helped(s.help).split()) in text, s.name
+        assert not re.search(r"`[a-z_][a-z0-9_]*`", helped(s.help)), s.name
         if s.unit:
             assert f"Unit: {s.unit}." in text, s.name
     for flag in ("--compile", "--no-compile", "--reinit-chains", "--persistent-chains",
@@ -45,12 +50,15 @@ def test_choices_are_typed_and_refused_before_work(cli, tmp_path):
 
 
 def test_values_are_checked_against_their_declaration():
-    with pytest.raises(UserError, match="--epochs must be at least 1, got 0"):
+    # named as a Python caller and a config's key name them; the CLI shows the flag instead
+    with pytest.raises(UserError, match="^`epochs` must be at least 1, got 0$"):
         TrainConfig.from_dict({"epochs": 0})
-    with pytest.raises(UserError, match="--sigma must be number, got 'big'"):
+    with pytest.raises(UserError, match="^`sigma` must be number, got 'big'$"):
         TrainConfig.from_dict({"sigma": "big"})
-    with pytest.raises(UserError, match="--compile must be bool"):
+    with pytest.raises(UserError, match="^`compile` must be bool"):
         TrainConfig.from_dict({"compile": 1})
+    with pytest.raises(UserError, match="^`lr_end` must be between 0 and 1, got 2.0$"):
+        TrainConfig.from_dict({"lr_end": 2.0})
     # from a file, the message names the file and the key written there
     with pytest.raises(UserError, match=r"^run.toml: setting epochs must be at least 1, got 0$"):
         TrainConfig.from_dict({"epochs": 0}, source="run.toml")

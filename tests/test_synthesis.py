@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from latentgen.data.examples import Examples
-from latentgen.evaluation.swd import SWDReference, laplacian_pyramid, swd
-from latentgen.evaluation.synthesis import fit_ppca
+from latentgen.measures.swd import SWDReference, laplacian_pyramid, swd
+from latentgen.measures.synthesis import fit_ppca
 from latentgen.plugins.registry import get_registry
 
 
@@ -82,7 +82,7 @@ def test_the_synthesis_baseline_is_the_noise_free_linear_model(trained_run, monk
     mean + W z too, with nothing outside the components' span (noise there would handicap
     the baseline and flatter every rel)."""
     import latentgen
-    from latentgen.evaluation import synthesis
+    from latentgen.measures import synthesis
 
     seen: list[torch.Tensor] = []
     fitted: list[synthesis.PPCA] = []
@@ -184,7 +184,7 @@ def standin():
 
 
 def test_fid_and_kid_are_near_zero_for_one_distribution_and_grow_with_a_shift():
-    from latentgen.evaluation.features import frechet_distance, kernel_inception_distance
+    from latentgen.measures.features import frechet_distance, kernel_inception_distance
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(2000, 8, generator=g), torch.randn(2000, 8, generator=g)

@@ -47,9 +47,9 @@ def test_crop_refusals_are_one_line(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         mod.open_dataset(str(tmp_path / "nothing.png"), opts)
     mod, opts = _image(image_size=16, channels=1)
-    with pytest.raises(UserError, match="--crops N"):
+    with pytest.raises(UserError, match="`crops` N"):
         mod.open_dataset("builtin:texture", opts)
-    with pytest.raises(UserError, match="--crops must be 0"):
+    with pytest.raises(UserError, match="`crops` must be 0"):
         mod.make_options({"crops": -1})
 
 

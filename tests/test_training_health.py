@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from latentgen.assembly.rundir import RunDir
 from latentgen.data.examples import Examples
 from latentgen.model.observation import GaussianObservation
 from latentgen.training.health import GRACE_EPOCHS, GRACE_STEPS, collapse, data_variance
-from latentgen.training.rundir import RunDir
 from latentgen_image.faces import DEFAULT_COUNT
 
 

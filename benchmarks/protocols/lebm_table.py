@@ -57,7 +57,7 @@ def measure(name: str, source: str, prior: str, args: argparse.Namespace,
             settings: dict[str, Any]) -> dict[str, Any]:
     """Train on the training split, then the test split's MSE and FID of samples."""
     import latentgen
-    from latentgen.evaluation.features import fid
+    from latentgen.measures.features import fid
 
     base = f"{SCHEMES[name]}:{source}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,7 +69,7 @@ def measure(name: str, source: str, prior: str, args: argparse.Namespace,
                         device=args.device, **options)
         trained = time.perf_counter()
         run = latentgen.load_run(out, args.device)
-        result = run.evaluate(test=f"{base}?split=test", train=False)
+        result = run.evaluate(test_data=f"{base}?split=test", train=False)
         mse = float(result["test"]["mse"])
         measured = time.perf_counter()
         train = run.training_examples()

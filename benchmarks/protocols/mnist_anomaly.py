@@ -59,7 +59,7 @@ def run_one(mnist: str, digit: int, seed: int, epochs: int, settings: dict[str, 
     """Train without ``digit``, score the test set; the row of the results file."""
     import latentgen
     from latentgen.data import labels_of
-    from latentgen.evaluation.anomaly import DEFAULT_SCORE, detection
+    from latentgen.measures.anomaly import DEFAULT_SCORE, detection
 
     with tempfile.TemporaryDirectory() as tmp:
         out = keep / f"digit{digit}-s{seed}" if keep else Path(tmp) / "run"
@@ -101,7 +101,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for name, values in PUBLISHED.items():
         lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{v:.3f}"
                                                 for v in values) + " |")
-    from latentgen.evaluation.anomaly import DEFAULT_SCORE
+    from latentgen.measures.anomaly import DEFAULT_SCORE
 
     names = {"prior": "latentgen, -log p(Z\\*)", "joint": "latentgen, -log p(Y, Z\\*)",
              "reconstruction": "latentgen, reconstruction term ‖Y - f(Z\\*)‖² / 2σ²",

@@ -10,9 +10,7 @@ from typing import Any
 
 import typer
 
-from latentgen.data.mask_specs import MASK_HELP
-from latentgen.errors import UserError
-from latentgen.version import __version__
+from latentgen import MASK_HELP, UserError, __version__
 
 from .measure import evaluate, report, score
 from .options import (
@@ -22,7 +20,7 @@ from .options import (
     settings_params,
     with_params,
 )
-from .output import fail, literal, make_console
+from .output import command_flags, fail, literal, make_console
 from .verb_options import (
     DeviceOpt,
     FormatOpt,
@@ -65,25 +63,29 @@ def train(
     Several processes: torchrun --nproc-per-node N -m latentgen train ... (docs/distributed.md).
     """
     import latentgen
-    from latentgen.evaluation.curves import REGIME_RULE, evaluation_share, final_regime
+
+    from .progress import TrainingProgress
 
     settings = given_settings(ctx.params)
     options = given_modality_options(ctx.params)
     if options:
         settings["modality_options"] = options
-    run = latentgen.train(config, out=out, resume=resume, progress=True, **settings)
+    # observers by name (the setting) and the progress bar, an observer object
+    named = settings.pop("observers", None) or []
+    run = latentgen.train(config, out=out, resume=resume,
+                          observers=[*named, TrainingProgress()], **settings)
     if run is None:
         return  # under torchrun the first process reports
     console = make_console()
     console.print(f"run directory: [bold]{literal(run.path)}[/]  (config.toml, metrics.csv, "
                   "metrics.jsonl, curves.png, samples/, checkpoints/)")
-    found = final_regime(run.metrics())
+    found = latentgen.final_regime(run.metrics())
     if found is not None:
         verdict, errs = found
         figures = ", ".join(f"{k} {v:.5f}" for k, v in errs.items())
         console.print(f"curves show [bold]{verdict}[/] ({figures})")
-        console.print(f"rule: {REGIME_RULE}", style="dim")
-    share = evaluation_share(run.metrics())
+        console.print(f"rule: {latentgen.REGIME_RULE}", style="dim")
+    share = latentgen.evaluation_share(run.metrics())
     if share is not None:
         console.print(f"the curves' evaluations took {share[0]:.1f} s, {100 * share[1]:.0f} % "
                       "of the training epochs' time", style="dim")
@@ -102,7 +104,8 @@ def synthesize(
 ) -> None:
     """Synthesis: draw Z from the prior and write f(Z): N files plus a grid."""
     import latentgen
-    from latentgen.training.progress import BatchProgress
+
+    from .progress import BatchProgress
 
     console = make_console()
     trained = latentgen.load_run(run, device)
@@ -133,9 +136,8 @@ def reconstruct(
     occluded and recovered examples side by side.
     """
     import latentgen
-    from latentgen.evaluation.outputs import output_folder
 
-    output_folder(out)  # before the work
+    latentgen.output_folder(out)  # before the work
     trained = latentgen.load_run(run, device)
     trained.model.modality.check_format(fmt)
     rec = trained.reconstruct(data, n=n, infer_steps=infer_steps, sampler=sampler, mask=mask)
@@ -168,9 +170,8 @@ def interpolate(
     """Interpolation: f((1 - t) Z1 + t Z2) between inferred latents, originals at both ends;
     one row per pair in the grid."""
     import latentgen
-    from latentgen.evaluation.outputs import output_folder
 
-    output_folder(out)
+    latentgen.output_folder(out)
     trained = latentgen.load_run(run, device)
     trained.model.modality.check_format(fmt)
     table = trained.interpolation_table(data, steps=steps, pairs=pairs,
@@ -195,16 +196,11 @@ def prepare(
     """Pack a dataset into one array file (for data larger than memory): `train --data FILE`
     then reads batches from it as they are needed, with the modality options it was packed
     with (FILE.json)."""
-    from latentgen.data.prepared import prepare as pack
-    from latentgen.training.assembly import Model
-    from latentgen.training.config import TrainConfig
+    import latentgen
 
     settings = given_settings(ctx.params)  # --modality and --data, as train takes them
     modality, data = settings["modality"], settings.get("data")
-    cfg = TrainConfig.from_dict({"modality": modality, "data": data,
-                                 "modality_options": given_modality_options(ctx.params)},
-                                source="options")
-    result = pack(Model.from_config(cfg), data, out)
+    result = latentgen.prepare(out, modality, data, **given_modality_options(ctx.params))
     if as_json:
         print(json.dumps(result))
         return
@@ -232,12 +228,12 @@ def bench(
     """Measure ABP iterations of a modality's default generator on random data: examples/s,
     Langevin steps/s, achieved FLOP/s against a matrix-multiply peak measured in the same run,
     and the engine's time against a plain reference loop."""
-    from latentgen.training.bench import BENCH_DEFAULTS, run_bench
+    import latentgen
 
     from .tables import bench_table
 
-    settings = {**BENCH_DEFAULTS, **given_settings(ctx.params)}
-    result = run_bench(options=given_modality_options(ctx.params), repeats=repeats, **settings)
+    result = latentgen.bench(options=given_modality_options(ctx.params), repeats=repeats,
+                             **given_settings(ctx.params))
     if as_json:
         print(json.dumps(result))
         return
@@ -259,7 +255,7 @@ def build_command(light: bool = False) -> Any:
     if light:
         commands = {"train": train, "prepare": prepare, "bench": bench}
     else:
-        from latentgen.training.bench import BENCH_DEFAULTS
+        from latentgen import BENCH_DEFAULTS
 
         modopts = modality_params()
         commands = {
@@ -283,23 +279,24 @@ def _light(args: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if not _light(args):
-        from latentgen.runtime.allocator import tune_host_allocator
+        from latentgen import tune_host_allocator
 
         tune_host_allocator()
+    command = build_command(light=_light(args))
     try:
-        build_command(light=_light(args)).main(args=args, prog_name="latentgen")
+        command.main(args=args, prog_name="latentgen")
     except UserError as exc:
-        fail(str(exc))
+        fail(str(exc), command_flags(command))
     except OSError as exc:
-        from latentgen.runtime.files import write_error
+        from latentgen import write_error
 
         told = write_error(exc, exc.filename or "a file")
         if not isinstance(told, UserError):
             raise
-        fail(str(told))
+        fail(str(told), command_flags(command))
     except MemoryError:
         fail("out of memory; use a smaller --batch-size (or --n), or pack large data with "
-              "`latentgen prepare` so it is read a batch at a time")
+             "`latentgen prepare` so it is read a batch at a time")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
-from latentgen.data.mask_specs import MASK_HELP
-from latentgen.errors import UserError
-from latentgen.evaluation.defaults import TRAIN_SAMPLE
+from latentgen import DEFAULTS, MASK_HELP, UserError
 
 from .output import literal, make_console
 from .verb_options import (
     DeviceOpt,
     InferStepsOpt,
     JsonOpt,
+    MeasureOpt,
+    MeasureOptionOpt,
     NegativeOpt,
     NLLOpt,
     NLLSamplesOpt,
@@ -31,9 +31,6 @@ from .verb_options import (
     SynthesisSeedOpt,
     TestOpt,
 )
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 ExtractorOpt = typer.Option(None, "--extractor", metavar="NAME", help="With --synthesis, also "
                             "FID and KID in the features of this extractor: fid_inception (the "
@@ -71,26 +68,20 @@ def evaluate(
     nll_samples: int = NLLSamplesOpt,
     reconstruction: bool = ReconstructionOpt,
     train_examples: str = typer.Option(
-        str(TRAIN_SAMPLE), metavar="N|all", help="Training examples whose error is measured "
-        "(from their banked latents): an evenly spread subset of N, the same every time, or "
-        "all; inference costs as much per example as training."),
+        str(DEFAULTS.train_examples), metavar="N|all", help="Training examples whose error is "
+        "measured (from their banked latents): an evenly spread subset of N, the same every "
+        "time, or all; inference costs as much per example as training."),
+    measure: list[str] | None = MeasureOpt,
+    measure_option: list[str] | None = MeasureOptionOpt,
     as_json: bool = JsonOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Reconstruction error on training data (from its banked latents), held-out and negative data,
     beside PCA with as many components as the generator has latent numbers; with --synthesis,
-    how far prior samples are from real data."""
+    how far prior samples are from real data; with --measure, any registered measure."""
     import latentgen
-    from latentgen.evaluation.features import fid_cache as caching_in
 
-    from .tables import (
-        anomaly_table,
-        evaluation_table,
-        finite_or_null,
-        latents_line,
-        likelihood_table,
-        synthesis_table,
-    )
+    from .tables import finite_or_null, print_blocks
 
     if train_examples.strip().lower() == "all":
         train_n: int | None = None
@@ -98,45 +89,31 @@ def evaluate(
         try:
             train_n = int(train_examples)
         except ValueError:
-            raise UserError(f"--train-examples must be a number or all, got {train_examples!r}"
-                            ) from None
+            raise UserError(f"`train_examples` must be a number or all, got "
+                            f"{train_examples!r}") from None
+    options: dict[str, str] = {}
+    for item in measure_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"`measure_option` takes NAME=VALUE, got {item!r}")
+        options[key.strip()] = value
+    names = ["latents"]
+    if reconstruction or not (synthesis or nll or measure):
+        names.insert(0, "reconstruction")
+    names += (["synthesis"] if synthesis else []) + (["nll"] if nll else []) + list(measure or [])
+    asked: dict[str, Any] = {
+        "test_data": test_data, "negative_data": negative_data, "infer_steps": infer_steps,
+        "sampler": sampler, "mask": mask, "reference": reference, "n": n, "seed": seed,
+        "nll_samples": nll_samples, "extractor": extractor,
+        "extractor_weights": extractor_weights, "scale": scale, "train_examples": train_n,
+        "options": options}
     trained = latentgen.load_run(run, device)
-    with caching_in(fid_cache):
-        result = trained.evaluate(test=test_data, negative=negative_data,
-                                  infer_steps=infer_steps, sampler=sampler, mask=mask,
-                                  synthesis=synthesis, reference=reference, n=n, seed=seed,
-                                  reconstruction=reconstruction or not (synthesis or nll),
-                                  nll=nll, nll_samples=nll_samples, extractor=extractor,
-                                  extractor_weights=extractor_weights, scale=scale,
-                                  train_examples=train_n)
+    with latentgen.fid_cache(fid_cache):
+        result = trained.evaluate(names, **asked)
     if as_json:
         print(json.dumps(finite_or_null(result), allow_nan=False))
         return
-    sets = ["train"] + [name for name, given in (("test", test_data),
-                                                 ("negative", negative_data)) if given]
-    console = make_console()
-    if "pca" in result:
-        evaluation_table(console, trained, result, sets, infer_steps, sampler, mask)
-    if "anomaly" in result:
-        anomaly_table(console, result["anomaly"])
-    if "synthesis" in result:
-        synthesis_table(console, result["synthesis"])
-        fid_line(console, result["synthesis"])
-    if "nll" in result:
-        likelihood_table(console, result["nll"])
-    latents_line(console, result["latents"])
-
-
-def fid_line(console: Console, found: dict[str, Any]) -> None:
-    """Whether the FID printed above can stand beside papers' numbers."""
-    if "fid" not in found:
-        return
-    if found.get("fid_comparable"):
-        console.print(f"FID in {found['extractor']}'s features: comparable with published FID "
-                      f"at equal N ({found['n']} here; papers use 50,000)")
-    else:
-        console.print(f"FID in {found['extractor']}'s features: not comparable with published "
-                      "FID (only fid_inception on pictures is)", style="dim")
+    print_blocks(make_console(), latentgen.present(result, trained, latentgen.Request(**asked)))
 
 
 def score(
@@ -159,21 +136,20 @@ def score(
     the training data), -log p(Y, Z*) and its reconstruction and prior parts, the per-element
     MSE and PCA's residual (the baseline) to a CSV file."""
     import latentgen
-    from latentgen.evaluation.anomaly import DEFAULT_SCORE, score_rule
 
     if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give the path of a .csv file")
-    name = score_name or DEFAULT_SCORE
-    score_rule(name)  # an unknown name is refused before the run is opened
+        raise UserError(f"`out` {out} is a folder; give the path of a .csv file")
+    name = score_name or DEFAULTS.score
+    latentgen.score_rule(name)  # an unknown name is refused before the run is opened
     trained = latentgen.load_run(run, device)
     examples = trained.examples(data) if data is not None else None
     scores = trained.score(examples, infer_steps=infer_steps, sampler=sampler, mask=mask,
                            score=name)
     trained.save_scores(scores, out, examples.names if examples is not None else None)
     s = scores["score"]
-    make_console().print(f"scored {len(s)} examples by {literal(score_rule(name))}: median "
-                         f"{s.median():.1f}, from {s.min():.1f} to {s.max():.1f}; wrote "
-                         f"[bold]{literal(out)}[/]")
+    rule = literal(latentgen.score_rule(name))
+    make_console().print(f"scored {len(s)} examples by {rule}: median {s.median():.1f}, from "
+                         f"{s.min():.1f} to {s.max():.1f}; wrote [bold]{literal(out)}[/]")
 
 
 def report(
@@ -191,20 +167,13 @@ def report(
     reconstructions, interpolations and the error table with the PCA baseline (whose tables
     are also printed here, as `evaluate --synthesis` prints them)."""
     import latentgen
-    from latentgen.evaluation.defaults import DEFAULT_SAMPLER
-    from latentgen.evaluation.report import build_report, report_evaluation
 
-    from .tables import anomaly_table, evaluation_table, latents_line, synthesis_table
+    from .tables import print_blocks
 
     trained = latentgen.load_run(run, device)
-    result = report_evaluation(trained, test_data, negative_data, infer_steps)
-    path = build_report(trained, test=test_data, negative=negative_data, steps=infer_steps,
-                        out=out, evaluation=result)
+    written = latentgen.report(trained, test_data=test_data, negative_data=negative_data,
+                               infer_steps=infer_steps, out=out)
     console = make_console()
-    sets: list[str] = [name for name in ("train", "test", "negative") if name in result]
-    evaluation_table(console, trained, result, sets, infer_steps, DEFAULT_SAMPLER, None)
-    if "anomaly" in result:
-        anomaly_table(console, result["anomaly"])
-    synthesis_table(console, result["synthesis"])
-    latents_line(console, result["latents"])
-    console.print(f"report: [bold]{literal(path)}[/] (self-contained; open it in a browser)")
+    print_blocks(console, latentgen.present(written.evaluation, trained, written.request))
+    console.print(f"report: [bold]{literal(written.path)}[/] (self-contained; open it in a "
+                  "browser)")

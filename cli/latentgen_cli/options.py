@@ -1,6 +1,7 @@
-"""Command-line options generated from declarations: the training settings schema
-(``latentgen.training.settings``) and each registered modality's options, so that a setting
-is declared once and a third-party plugin's options appear without any change to the CLI.
+"""Command-line options generated from declarations (``latentgen.declarations``): the training
+settings of ``TrainConfig`` and each registered modality's options, so that a setting is
+declared once and a third-party plugin's options, their choices and bounds included, appear
+without any change to the CLI.
 
 Typer builds options from a function's signature, so a command is wrapped in a function whose
 signature is the original one plus one keyword parameter per generated option. Generated
@@ -14,7 +15,6 @@ these commands for every modality.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -24,7 +24,7 @@ import typer
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from latentgen.plugins.registry import Registry
+    from latentgen import Declaration, Registry
 
 SETTING = "setting__"
 MODOPT = "modopt__"
@@ -33,11 +33,46 @@ MODOPT = "modopt__"
 COMMAND_FLAGS = ("--out", "--config", "--resume", "--repeats", "--json", "--help", "--version")
 
 
-def _setting_param(s: Any, default: Any, help_default: str) -> inspect.Parameter:
+@functools.cache
+def declared_flags() -> dict[str, str]:
+    """The flag of every training setting and modality option, by name (the help texts and
+    messages of latentgen name them in backquotes)."""
+    from latentgen import TrainConfig, declarations
+
+    flags = {flag[2:].replace("-", "_"): flag for flag in COMMAND_FLAGS}
+    flags.update({d.name: d.flag for d in declarations(TrainConfig).values()})
+    for modality in registry().modalities.values():
+        flags.update({d.name: d.flag for d in declarations(modality.Options).values()})
+    return flags
+
+
+def helped(text: str) -> str:
+    """A declaration's help text as the command line shows it: flags for setting names."""
+    from .output import flag_words
+
+    return flag_words(text, declared_flags())
+
+
+def described(d: Declaration, bounds: bool = True) -> str:
+    """A declaration's help with its unit and (``bounds``) its bounds: ``Epochs to train.
+    Must be at least 1.``; after a help that ends without a full stop (a modality option's,
+    often), ``frames per clip; must be between 2 and 512``."""
+    notes = [*([f"unit: {d.unit}"] if d.unit else []),
+             *([f"must be {d.limits}"] if bounds and d.limits else [])]
+    text = helped(d.help)
+    if text.endswith("."):
+        return " ".join([text, *(n[0].upper() + n[1:] + "." for n in notes)])
+    return "; ".join([text, *notes])
+
+
+def _metavar(d: Declaration) -> str | None:
+    return d.type_name if d.choices else None
+
+
+def _setting_param(s: Declaration, default: Any, help_default: str) -> inspect.Parameter:
     kind: Any = list[str] if s.kind is list else s.kind
-    unit = f" Unit: {s.unit}." if s.unit else ""
-    text = escape(f"{s.help}{unit} (default: {help_default})")
-    metavar = "|".join(s.choices) if s.choices else None
+    text = escape(f"{described(s)} (default: {help_default})")
+    metavar = _metavar(s)
     decls = [s.flags] if s.kind is bool else [s.flag]
     info = typer.Option(default, *decls, help=text, rich_help_panel=s.panel,
                         show_default=False, metavar=metavar)
@@ -48,19 +83,17 @@ def _setting_param(s: Any, default: Any, help_default: str) -> inspect.Parameter
 @functools.cache
 def _reserve() -> None:
     """Tell the registry, once, which names and flags the generated commands already have."""
-    from latentgen.plugins.registry import reserve
-    from latentgen.training.resolve import reserve_settings
+    import latentgen
 
-    reserve_settings()
-    reserve({}, COMMAND_FLAGS)
+    latentgen.reserve_declared(latentgen.declarations(latentgen.TrainConfig), COMMAND_FLAGS)
 
 
 def registry() -> Registry:
     """The plugin registry, built with the CLI's names and flags reserved."""
-    from latentgen.plugins.registry import get_registry
+    import latentgen
 
     _reserve()
-    return get_registry()
+    return latentgen.get_registry()
 
 
 def settings_params(names: list[str] | None = None, defaults: dict[str, Any] | None = None
@@ -68,47 +101,57 @@ def settings_params(names: list[str] | None = None, defaults: dict[str, Any] | N
     """One option per training setting (``names``: a subset, in schema order). With
     ``defaults`` (a command's own, e.g. the bench's), the options carry those values;
     otherwise they are None, and the help names the schema default and the modalities' own."""
-    from latentgen.training.config import SETTINGS
-    from latentgen.training.settings import describe_default
+    from latentgen import TrainConfig, declarations
 
     modalities = registry().modalities.values()
     params = []
-    for s in SETTINGS.values():
+    for s in declarations(TrainConfig).values():
         if names is not None and s.name not in names:
             continue
         if defaults is not None:
             value = defaults.get(s.name, s.default)
-            params.append(_setting_param(s, value, describe_default(s, value)))
+            params.append(_setting_param(s, value, s.describe_default(value)))
             continue
         own = sorted((m.name, m.train_defaults[s.name]) for m in modalities
                      if s.name in m.train_defaults)
-        shown = "; ".join([describe_default(s), *(f"{n}: {describe_default(s, v)}"
-                                                  for n, v in own)])
+        shown = "; ".join([s.describe_default(), *(f"{n}: {s.describe_default(v)}"
+                                                   for n, v in own)])
         params.append(_setting_param(s, None, shown))
     return params
 
 
 def modality_params() -> list[inspect.Parameter]:
-    """One option per modality option of every registered modality (shared by name)."""
-    from latentgen.plugins.options import option_flag, option_flags, option_type
+    """One option per modality option of every registered modality (shared by name), its
+    help with the unit, bounds and choices each modality declares."""
+    from latentgen import declarations
 
-    # the registry admits only options that are the same wherever they share a flag
-    seen: dict[str, dict[str, Any]] = {}
+    # the registry admits only options that are the same wherever they share a flag (name,
+    # flag and type; bounds and choices may differ between modalities)
+    seen: dict[str, list[tuple[str, Declaration]]] = {}
     for modality in registry().modalities.values():
-        for f in dataclasses.fields(modality.Options):
-            entry = seen.setdefault(option_flag(f), {"field": f, "names": []})
-            entry["names"].append(f"{modality.name}: {f.default}")
+        for d in declarations(modality.Options).values():
+            seen.setdefault(d.flag, []).append((modality.name, d))
     params = []
-    for entry in (seen[flag] for flag in sorted(seen)):
-        f = entry["field"]
-        base = option_type(f) or str
-        decl = "/".join(option_flags(f))
-        info = typer.Option(None, decl, rich_help_panel="Modality options", show_default=False,
-                            help=escape(f"{f.metadata.get('help', '')} "
-                                        f"(default {'; '.join(entry['names'])})"))
-        params.append(inspect.Parameter(MODOPT + f.name, inspect.Parameter.KEYWORD_ONLY,
-                                        default=info, annotation=base | None))
+    for shared in (seen[flag] for flag in sorted(seen)):
+        d = shared[0][1]
+        defaults = "; ".join(f"{name}: {o.default}" for name, o in shared)
+        info = typer.Option(None, d.flags, rich_help_panel="Modality options",
+                            show_default=False, metavar=_metavar(d),
+                            help=escape(f"{_shared_help(shared)} (default {defaults})"))
+        params.append(inspect.Parameter(MODOPT + d.name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=info, annotation=(d.kind or str) | None))
     return params
+
+
+def _shared_help(shared: list[tuple[str, Declaration]]) -> str:
+    """The help of an option as the first modality declares it; bounds or choices that
+    differ between modalities are listed by modality."""
+    d = shared[0][1]
+    if len({(o.type_name, o.limits) for _, o in shared}) == 1:
+        return described(d)
+    each = "; ".join(f"{name}: {', '.join(filter(None, [o.type_name, o.limits]))}"
+                     for name, o in shared)
+    return f"{described(d, bounds=False)} (takes {each})"
 
 
 def with_params(func: Callable[..., Any], extra: list[inspect.Parameter]) -> Callable[..., Any]:

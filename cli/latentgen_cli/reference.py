@@ -7,12 +7,15 @@ Only the built-in plugins are described, whatever else is installed.
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-BUILTIN_PLUGINS = "image,audio,video"
+from .options import described, helped
+
+if TYPE_CHECKING:
+    from latentgen import Declaration
+
+BUILTIN_PLUGINS = ("image", "audio", "video")
 
 INTRO = """\
 # Command-line reference
@@ -39,38 +42,41 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def settings_tables() -> str:
-    from latentgen.plugins.registry import get_registry
-    from latentgen.training.config import SETTINGS
-    from latentgen.training.settings import PANELS, describe_default
+def _type(d: Declaration) -> str:
+    """A declaration's type as the tables show it: ``integer, at least 1``, ``1|3``."""
+    return ", ".join(filter(None, [d.type_name, d.limits]))
 
+
+def settings_tables() -> str:
+    from latentgen import SETTING_PANELS, TrainConfig, declarations, get_registry
+
+    settings = declarations(TrainConfig)
     modalities = sorted(get_registry().modalities.values(), key=lambda m: m.name)
     out = ["## Training settings", ""]
-    for panel in PANELS:
+    for panel in SETTING_PANELS:
         out += [f"### {panel}", "", "| flag | TOML key | type | default | help |",
                 "|---|---|---|---|---|"]
-        for s in SETTINGS.values():
+        for s in settings.values():
             if s.panel != panel:
                 continue
-            default = describe_default(s)
-            own = [f"{m.name}: {describe_default(s, m.train_defaults[s.name])}"
+            default = s.describe_default()
+            own = [f"{m.name}: {s.describe_default(m.train_defaults[s.name])}"
                    for m in modalities if s.name in m.train_defaults]
             if own:
                 default += " (" + "; ".join(own) + ")"
-            notes = [s.help]
+            notes = [helped(s.help)]
             if s.unit:
                 notes.append(f"Unit: {s.unit}.")
             if s.resumable:
                 notes.append("*Resumable.*")
-            out.append(f"| `{s.flags}` | `{s.name}` | {_cell(s.type_name)} | {_cell(default)} "
+            out.append(f"| `{s.flags}` | `{s.name}` | {_cell(_type(s))} | {_cell(default)} "
                        f"| {_cell(' '.join(notes))} |")
         out.append("")
     return "\n".join(out)
 
 
 def modality_tables() -> str:
-    from latentgen.plugins.options import option_flag
-    from latentgen.plugins.registry import get_registry
+    from latentgen import declarations, get_registry
 
     out = ["## Modality options", "",
            "Options of the chosen modality: flags of `train`, `prepare` and `bench`, keys of "
@@ -78,13 +84,10 @@ def modality_tables() -> str:
     for name, modality in sorted(get_registry().modalities.items()):
         out += [f"### {name}", "", modality.description, "",
                 "| flag | TOML key | type | default | help |", "|---|---|---|---|---|"]
-        for f in dataclasses.fields(modality.Options):
-            flag = option_flag(f)
-            kind = str(f.type).split(" ")[0]
-            if kind == "bool":
-                flag = f"{flag}/--no-{flag[2:]}"
-            out.append(f"| `{flag}` | `{f.name}` | {kind} | {_cell(f.default)} | "
-                       f"{_cell(f.metadata.get('help', ''))} |")
+        for d in declarations(modality.Options).values():
+            out.append(f"| `{d.flags}` | `{d.name}` | {_cell(_type(d))} | "
+                       f"{_cell(d.describe_default())} | "
+                       f"{_cell(described(d, bounds=False))} |")
         out.append("")
     return "\n".join(out)
 
@@ -111,8 +114,9 @@ def _default(p: Any) -> str:
 
 
 def command_sections(root: Any) -> str:
-    from latentgen.training.config import SETTINGS
+    from latentgen import TrainConfig, declarations
 
+    settings = declarations(TrainConfig)
     out = ["## Commands", ""]
     for name, cmd in root.commands.items():
         out += [f"### `latentgen {name}`", ""]
@@ -132,7 +136,7 @@ def command_sections(root: Any) -> str:
                 continue
             help_text = getattr(p, "help", "") or ""
             if p.name and p.name.startswith("setting__"):
-                help_text = SETTINGS[p.name[len("setting__"):]].help
+                help_text = helped(settings[p.name[len("setting__"):]].help)
             rows.append(f"| {_flags(p)} | {_default(p)} | {_cell(help_text)} |")
         if rows:
             out += ["| option | default | help |", "|---|---|---|", *rows, ""]
@@ -145,22 +149,13 @@ def command_sections(root: Any) -> str:
 
 def render() -> str:
     """The whole of docs/cli.md."""
-    from latentgen.plugins.registry import ENV_VAR, reset
+    from latentgen import only_plugins
 
-    before = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = BUILTIN_PLUGINS
-    reset()
-    try:
+    with only_plugins(BUILTIN_PLUGINS):
         from .app import build_command
 
         root = build_command()
         parts = [INTRO, settings_tables(), modality_tables(), command_sections(root)]
-    finally:
-        if before is None:
-            del os.environ[ENV_VAR]
-        else:
-            os.environ[ENV_VAR] = before
-        reset()
     return "\n".join(p.rstrip() + "\n" for p in parts)
 
 

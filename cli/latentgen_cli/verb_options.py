@@ -3,12 +3,7 @@
 
 import typer
 
-from latentgen.evaluation.defaults import (
-    DEFAULT_NLL_SAMPLES,
-    DEFAULT_SAMPLER,
-    DEFAULT_STEPS,
-    DEFAULT_SYNTHESIS_N,
-)
+from latentgen import DEFAULTS
 
 RunArg = typer.Argument(..., help="Run directory written by `latentgen train` (its --out).",
                         show_default=False)
@@ -16,9 +11,9 @@ DeviceOpt = typer.Option("auto", help="auto (CUDA when present), cpu or cuda.")
 FormatOpt = typer.Option(None, "--format", help="File format, for modalities that write "
                          "several (video: mp4 or gif; default: the modality's first).",
                          show_default=False)
-InferStepsOpt = typer.Option(DEFAULT_STEPS, "--infer-steps", help="Inference steps for data "
+InferStepsOpt = typer.Option(DEFAULTS.infer_steps, "--infer-steps", help="Inference steps for data "
                              "without banked latents (from the prior's mode).")
-SamplerOpt = typer.Option(DEFAULT_SAMPLER, help="Inference for data without banked latents: "
+SamplerOpt = typer.Option(DEFAULTS.sampler, help="Inference for data without banked latents: "
                           "map (gradient descent on the log posterior with a self-tuning step), "
                           "gd (the seed's fixed-step update) or langevin (a posterior sample).")
 TestOpt = typer.Option(None, "--test-data", help="Held-out data of the training category.")
@@ -33,7 +28,7 @@ SynthesisOpt = typer.Option(False, "--synthesis", help="Also measure synthesis: 
 ReferenceOpt = typer.Option(None, "--reference", metavar="test|train|PATH",
                             help="Data the samples are compared with (default: test when "
                             "--test-data is given, else train).")
-SynthesisNOpt = typer.Option(DEFAULT_SYNTHESIS_N, "--n", help="Samples for --synthesis (and as "
+SynthesisNOpt = typer.Option(DEFAULTS.synthesis_n, "--n", help="Samples for --synthesis (and as "
                              "many reference, PCA and floor examples); compare results at "
                              "equal N.")
 SynthesisSeedOpt = typer.Option(0, "--seed", help="Random seed of --synthesis and --nll "
@@ -41,7 +36,7 @@ SynthesisSeedOpt = typer.Option(0, "--seed", help="Random seed of --synthesis an
 NLLOpt = typer.Option(False, "--nll", help="Also estimate the marginal log-likelihood of "
                       "--test-data (and --negative-data) by importance sampling, beside "
                       "probabilistic PCA's exact one.")
-NLLSamplesOpt = typer.Option(DEFAULT_NLL_SAMPLES, "--nll-samples",
+NLLSamplesOpt = typer.Option(DEFAULTS.nll_samples, "--nll-samples",
                              help="K, importance samples per example for --nll.")
 ReconstructionOpt = typer.Option(True, "--reconstruction/--no-reconstruction",
                                  help="Report the reconstruction errors (--no-reconstruction: "
@@ -49,3 +44,10 @@ ReconstructionOpt = typer.Option(True, "--reconstruction/--no-reconstruction",
 ScaleOpt = typer.Option(1, "--scale", help="Samples K times larger, from latent fields K times "
                        "larger (a fully convolutional generator: pictures trained with "
                        "--latent-field, e.g. a texture model).")
+MeasureOpt = typer.Option(None, "--measure", metavar="NAME", help="Also run this registered "
+                         "measure (repeat the flag): reconstruction, latents, synthesis, nll, "
+                         "or one a plugin registers (latentgen.register_measure).")
+MeasureOptionOpt = typer.Option(None, "--measure-option", metavar="NAME=VALUE",
+                               help="An option of a --measure that takes its own (repeat the "
+                               "flag): request.options[NAME] == 'VALUE' (text; the measure "
+                               "reads it).")

@@ -25,6 +25,7 @@ _EXPORTS = {
     "Found": "latentgen.data.records",
     "Record": "latentgen.data.records",
     "SourceSpec": "latentgen.data.records",
+    "need": "latentgen.data.records",
     "parse_source": "latentgen.data.records",
     "expand_shards": "latentgen.data.shards",
     "class_names_of": "latentgen.data.sources",
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
         pictures_from_array,
         read_array,
     )
-    from latentgen.data.records import Found, Record, SourceSpec, parse_source
+    from latentgen.data.records import Found, Record, SourceSpec, need, parse_source
     from latentgen.data.shards import expand_shards
     from latentgen.data.sources import (
         class_names_of,

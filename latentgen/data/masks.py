@@ -52,7 +52,7 @@ class BlockMasks(Masks):
     def __init__(self, spec: str, k: int, data_shape: tuple[int, ...], seed: int) -> None:
         spatial = data_shape[1:]
         if not 1 <= k < min(spatial):  # a block as large as the example would hide all of it
-            raise UserError(f"--mask {spec}: K must be between 1 and {min(spatial) - 1} (the "
+            raise UserError(f"`mask` {spec}: K must be between 1 and {min(spatial) - 1} (the "
                             f"data is {'x'.join(map(str, spatial))})")
         self.spec, self.k, self.spatial, self.seed = spec, k, spatial, seed
 
@@ -71,7 +71,7 @@ class BlockMasks(Masks):
 class PixelMasks(Masks):
     def __init__(self, spec: str, p: float, data_shape: tuple[int, ...], seed: int) -> None:
         if not 0 < p < 1:
-            raise UserError(f"--mask {spec}: P must be a fraction between 0 and 1, e.g. "
+            raise UserError(f"`mask` {spec}: P must be a fraction between 0 and 1, e.g. "
                             "pixels:0.5")
         self.spec, self.p, self.spatial, self.seed = spec, p, data_shape[1:], seed
 
@@ -87,7 +87,7 @@ class StoredMasks(Masks):
     def __init__(self, spec: str, masks: Tensor) -> None:
         empty = (masks.flatten(1).sum(1) == 0).nonzero().flatten().tolist()
         if empty:
-            raise UserError(f"--mask {spec}: mask {empty[0]} hides every entry; an example "
+            raise UserError(f"`mask` {spec}: mask {empty[0]} hides every entry; an example "
                             "needs some observed entries")
         self.spec, self.masks = spec, masks  # (M, C or 1, *spatial), float 0/1
 
@@ -102,7 +102,7 @@ class StoredMasks(Masks):
     def check(self, n_examples: int, what: str) -> None:
         m = self.masks.shape[0]
         if m not in (1, n_examples):
-            raise UserError(f"--mask {self.spec} holds {m} masks but {what} has {n_examples} "
+            raise UserError(f"`mask` {self.spec} holds {m} masks but {what} has {n_examples} "
                             "examples; give one mask for all or one per example")
 
 
@@ -114,24 +114,24 @@ def parse_masks(spec: str, modality: Any, opts: Any, data_shape: tuple[int, ...]
         try:
             return BlockMasks(spec, int(arg), data_shape, seed)
         except ValueError:
-            raise UserError(f"--mask {spec}: K must be a whole number, e.g. block:12") from None
+            raise UserError(f"`mask` {spec}: K must be a whole number, e.g. block:12") from None
     if kind == "pixels" and arg:
         try:
             return PixelMasks(spec, float(arg), data_shape, seed)
         except ValueError:
-            raise UserError(f"--mask {spec}: P must be a number, e.g. pixels:0.5") from None
+            raise UserError(f"`mask` {spec}: P must be a number, e.g. pixels:0.5") from None
     path = Path(spec)
     if not path.exists():
-        raise UserError(f"--mask {spec}: not block:K, pixels:P or an existing file/folder; "
+        raise UserError(f"`mask` {spec}: not block:K, pixels:P or an existing file/folder; "
                         f"give {MASK_HELP}")
     if path.suffix.lower() in (".npy", ".npz"):
         return StoredMasks(spec, _array_masks(spec, path, data_shape))
     try:
         data = modality.open_dataset(str(path), opts)
     except UserError as exc:
-        raise UserError(f"--mask: {exc}") from None
+        raise UserError(f"`mask`: {exc}") from None
     if tuple(data.example_shape) != tuple(data_shape):
-        raise UserError(f"--mask {spec}: masks of shape {tuple(data.example_shape)}, the data "
+        raise UserError(f"`mask` {spec}: masks of shape {tuple(data.example_shape)}, the data "
                         f"has {tuple(data_shape)}")
     lo, hi = modality.data_range
     values = data.get(torch.arange(len(data)))
@@ -145,9 +145,9 @@ def _array_masks(spec: str, path: Path, data_shape: tuple[int, ...]) -> Tensor:
             with arr:
                 arr = arr[list(arr.keys())[0]]
     except Exception as exc:
-        raise UserError(f"--mask {spec}: cannot read the array ({exc}); check the file") from None
+        raise UserError(f"`mask` {spec}: cannot read the array ({exc}); check the file") from None
     if not np.isin(np.unique(arr), [0, 1]).all():
-        raise UserError(f"--mask {spec}: mask arrays hold 0 (missing) and 1 (observed) only")
+        raise UserError(f"`mask` {spec}: mask arrays hold 0 (missing) and 1 (observed) only")
     m = torch.from_numpy(np.ascontiguousarray(arr)).float()
     shape, spatial = tuple(data_shape), tuple(data_shape[1:])
     if tuple(m.shape) == shape:
@@ -158,5 +158,5 @@ def _array_masks(spec: str, path: Path, data_shape: tuple[int, ...]) -> Tensor:
         return m
     if tuple(m.shape[1:]) == spatial:
         return m.unsqueeze(1)
-    raise UserError(f"--mask {spec}: array of shape {tuple(m.shape)} fits neither {shape} nor "
+    raise UserError(f"`mask` {spec}: array of shape {tuple(m.shape)} fits neither {shape} nor "
                     f"{spatial}, alone or with a leading example axis")

@@ -153,7 +153,7 @@ def picture_size_plan(size: int) -> tuple[int, int] | None:
     return doubling_plan(size) if MIN_SIDE <= size <= MAX_SIDE else None
 
 
-def check_picture_size(size: int, flag: str = "--image-size") -> None:
+def check_picture_size(size: int, flag: str = "`image_size`") -> None:
     """Raise ``UserError`` naming the two nearest sides a generator can make."""
     if picture_size_plan(size) is None:
         near = [s for s in range(MIN_SIDE, MAX_SIDE + 1) if picture_size_plan(s)]

@@ -92,7 +92,7 @@ def open_prepared(source: str, modality: Any) -> Examples:
         else Path(source)
     if meta["modality"] != modality.name:
         raise UserError(f"{source} holds {meta['modality']} data, not {modality.name}; pass "
-                        f"--modality {meta['modality']} or prepare the data for {modality.name}")
+                        f"`modality` {meta['modality']} or prepare the data for {modality.name}")
     dtype = np.dtype(meta["dtype"])
     expected = int(np.prod(meta["shape"])) * dtype.itemsize
     size = data_path.stat().st_size if data_path.is_file() else -1
@@ -209,16 +209,16 @@ def prepare(model: Any, source: str | None, out: str | Path) -> dict[str, Any]:
 
 def _checked_out(out: Path) -> None:
     if out.suffix.lower() == ".json":
-        raise UserError(f"--out {out}: a .json name is taken by the sidecar; give the data file's "
+        raise UserError(f"`out` {out}: a .json name is taken by the sidecar; give the data file's "
                         "name (e.g. faces.u8), and FILE.json is written beside it")
     if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name for the prepared data")
+        raise UserError(f"`out` {out} is a folder; give a file name for the prepared data")
     if out.exists() or (sidecar_of(out).exists() and not _left_over(sidecar_of(out))):
-        raise UserError(f"--out {out} already exists; delete it or choose another name")
+        raise UserError(f"`out` {out} already exists; delete it or choose another name")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"--out {out}: cannot create its folder ({exc.strerror}); give a "
+        raise UserError(f"`out` {out}: cannot create its folder ({exc.strerror}); give a "
                         "path in a writable folder") from None
 
 

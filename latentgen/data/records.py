@@ -219,12 +219,18 @@ def brief(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def need(module: str, what: str, extra: str) -> Any:
-    """``import module``, or a ``UserError`` naming the extra to install."""
+def need(module: str, what: str, extra: str, purpose: str = "") -> Any:
+    """``import module``, or a one-line ``UserError`` naming its package and the extra that
+    installs it: "``what`` needs PACKAGE ``purpose``: pip install 'latentgen[``extra``]'". A
+    package that is there but misses one of its own dependencies fails as it does."""
     import importlib
 
+    package = module.partition(".")[0]
     try:
         return importlib.import_module(module)
-    except ImportError:
-        package = module.split(".")[0]
-        raise UserError(f"{what} needs {package}: pip install 'latentgen[{extra}]'") from None
+    except ModuleNotFoundError as exc:
+        if (exc.name or package).partition(".")[0] != package:
+            raise
+        said = f" {purpose}" if purpose else ""
+        raise UserError(f"{what} needs {package}{said}: pip install 'latentgen[{extra}]'"
+                        ) from None

@@ -91,7 +91,7 @@ class Downsample(Operator):
     def __init__(self, data_shape: tuple[int, ...], factor: int) -> None:
         super().__init__(data_shape)
         if any(n % factor for n in data_shape[1:]):
-            raise UserError(f"--observe downsample:{factor}: the data's size "
+            raise UserError(f"`observe` downsample:{factor}: the data's size "
                             f"{tuple(data_shape[1:])} is not a multiple of {factor}; choose a "
                             "factor that divides it")
         self.factor = factor
@@ -114,7 +114,7 @@ def parse_operator(spec: str, data_shape: tuple[int, ...], seed: int) -> Operato
         return Blur(data_shape, number)
     if kind == "downsample" and number >= 2 and number == int(number):
         return Downsample(data_shape, int(number))
-    raise UserError(f"--observe {spec}: not {OBSERVE_HELP}; give one of those")
+    raise UserError(f"`observe` {spec}: not {OBSERVE_HELP}; give one of those")
 
 
 def min_norm(op: Operator, y: Tensor, iterations: int = 100) -> Tensor:

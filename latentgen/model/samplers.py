@@ -201,7 +201,7 @@ class AdaptiveMAP(Sampler):
     ``anneal`` > 1 anneals sigma: the data term starts weighted by 1 / anneal^2 (sigma that
     many times larger, a smooth posterior the prior holds near its mode) and the weight rises
     geometrically to 1 over the first half of the steps. Inference from the prior's mode uses
-    it (``latentgen.evaluation.inference``): on a generator trained to a sharp fit, MAP
+    it (``latentgen.measures.inference``): on a generator trained to a sharp fit, MAP
     descent from the mode stalls in poor optima far out in the latent space (768 digits, 30
     epochs: mean energy 2,082 and error 0.0139 without, 1,406 and 0.0096 with ``anneal`` 10).
     """

@@ -4,20 +4,14 @@ the names the layers above the plugins reserve (``registry.reserve``)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from latentgen.plugins.modality import Modality, check_declaration, check_train_defaults
-from latentgen.plugins.options import check_reserved, check_shared
+from latentgen.plugins.options import check_reserved, check_shared, option_declarations
+from latentgen.plugins.registered import Registry
 
-if TYPE_CHECKING:
-    from latentgen.plugins.registry import Registry
-
-#: observers the trainer itself provides (``latentgen.training.observers``); plugins may not
-#: take these names
-BUILTIN_OBSERVERS = ("tensorboard",)
 SINGULAR = {"modalities": "modality", "priors": "prior", "samplers": "sampler",
             "observers": "observer", "extractors": "feature extractor"}
 
@@ -63,8 +57,6 @@ def checked(reg: Registry, kind: str, args: tuple[Any, ...], reserved: Reserved
 
 def _check_free(reg: Registry, kind: str, name: str) -> None:
     what = SINGULAR[kind]
-    if kind == "observers" and name in BUILTIN_OBSERVERS:
-        raise Refused(f"observer '{name}' is built into latentgen; rename it")
     owner = reg.owners.get(f"{kind}:{name}")
     if owner in reg.builtin:
         raise Refused(f"{what} '{name}' is built into latentgen (already registered by plugin "
@@ -78,9 +70,9 @@ def _check_modality(reg: Registry, modality: Modality, reserved: Reserved) -> No
     fit latentgen's and those of the modalities already registered."""
     check_declaration(modality)
     others = [(m.name, m.Options) for m in reg.modalities.values()]
-    for f in dataclasses.fields(modality.Options):
-        check_reserved(f, reserved.settings, reserved.flags)
-        check_shared(f, others)
+    for option in option_declarations(modality.Options).values():
+        check_reserved(option, reserved.settings, reserved.flags)
+        check_shared(option, others)
     check_train_defaults(modality.train_defaults, reserved.settings)
 
 

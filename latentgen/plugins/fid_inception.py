@@ -69,7 +69,7 @@ def _pytorch_fid() -> ModuleType:
         from pytorch_fid import inception
     except ImportError:
         raise UserError("the fid_inception extractor needs pytorch-fid: pip install "
-                        "'latentgen[fid]' (or use --extractor inception, not comparable with "
+                        "'latentgen[fid]' (or use `extractor` inception, not comparable with "
                         "published FID)") from None
     return inception
 
@@ -80,14 +80,14 @@ def _weights_path(weights: str | Path | None) -> Path:
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise UserError(f"--extractor-weights {weights} does not exist; give the path of "
+            raise UserError(f"`extractor_weights` {weights} does not exist; give the path of "
                             f"pytorch-fid's {FID_WEIGHTS_FILE}")
         return path
     path = cached_weights()
     if not path.is_file():
         raise UserError(f"the fid_inception extractor needs pytorch-fid's weights "
                         f"{FID_WEIGHTS_FILE}: put the file at {path} or give "
-                        "--extractor-weights PATH")
+                        "`extractor_weights` PATH")
     return path
 
 

@@ -75,7 +75,7 @@ def _inception_state(weights: str | Path | None) -> dict[str, Tensor]:
             raise UserError(f"cannot read Inception-v3 weights {path} ({type(exc).__name__}); "
                             "give torchvision's inception_v3_google file") from None
     if weights:
-        raise UserError(f"--extractor-weights {weights} does not exist; give the path of "
+        raise UserError(f"`extractor_weights` {weights} does not exist; give the path of "
                         f"torchvision's {INCEPTION_FILE}")
     try:
         from torchvision.models import Inception_V3_Weights
@@ -85,7 +85,7 @@ def _inception_state(weights: str | Path | None) -> dict[str, Tensor]:
         raise UserError(f"the inception extractor needs torchvision's Inception-v3 weights: "
                         f"not in the torch cache ({cached}) and not downloadable here "
                         f"({type(exc).__name__}); download them on a machine with internet "
-                        "or give --extractor-weights PATH") from None
+                        "or give `extractor_weights` PATH") from None
 
 
 def inception_extractor(device: torch.device | str = "cpu",

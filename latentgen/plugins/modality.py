@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -14,7 +13,7 @@ from torch import Tensor
 from latentgen.data.examples import Examples
 from latentgen.errors import UserError
 from latentgen.model.generator import Generator
-from latentgen.plugins.options import check_options, option_flag, value_fits
+from latentgen.plugins.options import check_options, option_declarations
 from latentgen.runtime.files import staged_files, unstaged
 
 
@@ -53,20 +52,19 @@ class Modality(ABC):
 
     # -- options -------------------------------------------------------------------------
     def make_options(self, values: dict[str, Any] | None = None) -> Any:
-        """Typed options from a plain dict (config file / CLI), validated."""
+        """Typed options from a plain dict (config file, CLI, keywords of the Python API):
+        each value checked against its declaration (type, bounds, choices), then the checks
+        that relate options to each other (``validate_options``). The one place option
+        values are checked."""
         values = dict(values or {})
-        fields = {f.name: f for f in dataclasses.fields(self.Options)}
-        unknown = sorted(set(values) - set(fields))
+        declared = option_declarations(self.Options)
+        unknown = sorted(set(values) - set(declared))
         if unknown:
-            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-            known = ", ".join(option_flag(f) for f in fields.values())
-            raise UserError(f"option {flags} does not apply to modality '{self.name}'; "
+            names = ", ".join(f"`{k}`" for k in unknown)
+            known = ", ".join(f"`{k}`" for k in declared)
+            raise UserError(f"option {names} does not apply to modality '{self.name}'; "
                             f"its options are: {known}")
-        for key, value in values.items():
-            if not value_fits(fields[key], value):
-                raise UserError(f"option {option_flag(fields[key])} must be "
-                                f"{fields[key].type}, got {value!r}")
-        opts = self.Options(**values)
+        opts = self.Options(**{k: declared[k].check(v) for k, v in values.items()})
         self.validate_options(opts)
         return opts
 
@@ -78,7 +76,8 @@ class Modality(ABC):
         return dict(self.train_defaults)
 
     def validate_options(self, opts: Any) -> None:
-        """Raise ``UserError`` for a bad option value."""
+        """Raise ``UserError`` for option values that do not go together (each value has
+        already been checked against its own declaration)."""
 
     def resolve_options(self, opts: Any, source: str | None) -> Any:
         """Fill options left to the data (e.g. an image size of 0 = the data's own size).
@@ -165,10 +164,10 @@ class Modality(ABC):
         if fmt is None:
             return
         if not self.formats:
-            raise UserError(f"--format {fmt}: modality '{self.name}' writes one format only; "
-                            "leave --format out")
+            raise UserError(f"`format` {fmt}: modality '{self.name}' writes one format only; "
+                            "leave `format` out")
         if fmt.lower() not in self.formats:
-            raise UserError(f"--format must be one of {', '.join(self.formats)} for modality "
+            raise UserError(f"`format` must be one of {', '.join(self.formats)} for modality "
                             f"'{self.name}', got '{fmt}'")
 
     def save_examples(self, x: Tensor, out_dir: Path, prefix: str, opts: Any, start: int = 0,

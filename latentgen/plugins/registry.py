@@ -35,22 +35,20 @@ import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pluggy
 
-from latentgen.errors import UserError
 from latentgen.plugins import hookspecs
-from latentgen.plugins.admission import (
-    BUILTIN_OBSERVERS,
-    SINGULAR,
-    Refused,
-    Reserved,
-    checked,
-    describe,
-)
+from latentgen.plugins.admission import SINGULAR, Refused, Reserved, checked, describe
+from latentgen.plugins.declare import Declaration
 from latentgen.plugins.modality import Modality
+from latentgen.plugins.registered import PluginInfo, Registry
+
+__all__ = ["ENV_VAR", "PluginInfo", "Registry", "get_registry",
+           "only_plugins", "owner_of", "register_plugin", "reserve", "reserve_declared",
+           "reset", "unregister_plugin"]
 
 ENV_VAR = "LATENTGEN_PLUGINS"
 GROUP = "latentgen"
@@ -62,63 +60,6 @@ HOOKS = {"register_priors": "priors", "register_samplers": "samplers",
          "register_modalities": "modalities"}
 #: the exception a plugin may raise through latentgen: the user's Ctrl-C
 PASS_THROUGH = (KeyboardInterrupt,)
-
-
-@dataclass
-class PluginInfo:
-    name: str
-    version: str
-    modalities: list[str] = field(default_factory=list)
-    priors: list[str] = field(default_factory=list)
-    samplers: list[str] = field(default_factory=list)
-    observers: list[str] = field(default_factory=list)
-    extractors: list[str] = field(default_factory=list)
-    error: str | None = None
-    #: each modality's description, read once when it registered
-    descriptions: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Registry:
-    modalities: dict[str, Modality] = field(default_factory=dict)
-    priors: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    samplers: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    observers: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    extractors: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    plugins: dict[str, PluginInfo] = field(default_factory=dict)
-    #: which plugin registered each modality
-    owners: dict[str, str] = field(default_factory=dict)
-    #: the built-in plugins, by name
-    builtin: set[str] = field(default_factory=set)
-
-    def modality(self, name: str) -> Modality:
-        if name not in self.modalities:
-            known = ", ".join(sorted(self.modalities)) or "none (see `latentgen plugins`)"
-            raise UserError(f"unknown modality '{name}'; installed modalities: {known}")
-        return self.modalities[name]
-
-    def prior(self, name: str) -> Callable[..., Any]:
-        if name not in self.priors:
-            raise UserError(f"unknown prior '{name}'; available: {', '.join(sorted(self.priors))}")
-        return self.priors[name]
-
-    def sampler(self, name: str) -> Callable[..., Any]:
-        if name not in self.samplers:
-            raise UserError(f"unknown sampler '{name}'; available: "
-                            f"{', '.join(sorted(self.samplers))}")
-        return self.samplers[name]
-
-    def extractor(self, name: str) -> Callable[..., Any]:
-        if name not in self.extractors:
-            raise UserError(f"unknown feature extractor '{name}'; available: "
-                            f"{', '.join(sorted(self.extractors)) or 'none'}")
-        return self.extractors[name]
-
-    def observer(self, name: str) -> Callable[..., Any]:
-        if name not in self.observers:
-            known = ", ".join(sorted([*BUILTIN_OBSERVERS, *self.observers]))
-            raise UserError(f"unknown observer '{name}'; available: {known}")
-        return self.observers[name]
 
 
 @dataclass
@@ -179,6 +120,30 @@ def reserve(settings: Mapping[str, Callable[[Any], object]], flags: Iterable[str
         return
     _reserved = Reserved({**settings, **_reserved.settings}, _reserved.flags | new_flags)
     reset()
+
+
+def reserve_declared(settings: Mapping[str, Declaration], flags: Iterable[str] = ()) -> None:
+    """``reserve`` for declared settings (``latentgen.declarations(TrainConfig)``): each one's
+    check and its flags, and further ``flags`` (a command's own)."""
+    reserve({name: s.check for name, s in settings.items()},
+            {*flags, *(flag for s in settings.values() for flag in s.all_flags)})
+
+
+@contextlib.contextmanager
+def only_plugins(names: Iterable[str]) -> Iterator[None]:
+    """Within the block, the registry holds only the plugins ``names`` (as
+    ``LATENTGEN_PLUGINS`` sets it; e.g. the built-in ones, to describe them alone)."""
+    before = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = ",".join(names)
+    reset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[ENV_VAR]
+        else:
+            os.environ[ENV_VAR] = before
+        reset()
 
 
 def _allowed() -> set[str] | None:

@@ -11,7 +11,7 @@ def check_device(name: str) -> None:
     """UserError unless ``name`` is auto, cpu, cuda or cuda:N."""
     if name not in ("auto", "cpu", "cuda") and not (name.startswith("cuda:")
                                                      and name[5:].isdigit()):
-        raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got '{name}'")
+        raise UserError(f"`device` must be auto, cpu, cuda or cuda:N, got '{name}'")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -19,6 +19,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asked for CUDA, but torch sees no CUDA device; "
-                        "use --device cpu or auto")
+        raise UserError(f"`device` {name} asked for CUDA, but torch sees no CUDA device; "
+                        "use `device` cpu or auto")
     return torch.device(name)

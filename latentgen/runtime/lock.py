@@ -54,7 +54,7 @@ class FolderLock:
                 holder = _read_holder(fd)
                 os.close(fd)
                 raise UserError(f"{self.folder} is in use by {holder}; wait for it to end, or "
-                                "give another --out") from None
+                                "give another `out`") from None
             # the holder before us removes the file as it releases: if the name now points
             # elsewhere (or nowhere), we locked a file no one else will look at; start over
             try:

@@ -151,5 +151,5 @@ def compile_errors() -> Any:
         if "dynamo" not in type(exc).__module__ and "inductor" not in type(exc).__module__:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--compile failed ({type(exc).__name__}: {first[:200]}); run without "
-                        "--compile") from None
+        raise UserError(f"`compile` failed ({type(exc).__name__}: {first[:200]}); run without "
+                        "`compile`") from None

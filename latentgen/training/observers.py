@@ -13,14 +13,16 @@ in the list may add columns to that row (the error curves do), and the built-in 
 which run last, record the row as it then is: ``metrics.csv`` (one row per epoch; the table
 ``--resume`` and the report read) and ``metrics.jsonl`` (one JSON object per event).
 
-A plugin adds an observer through the ``register_observers`` hook; ``--observer NAME`` (the
-``observers`` setting) turns it on. TensorBoard is built in that way.
+A plugin adds an observer through the ``register_observers`` hook; the ``observers`` setting
+(``--observer NAME``) turns it on. TensorBoard is built in that way
+(``latentgen.training.tensorboard``, an entry point of latentgen's own).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,14 +33,41 @@ from latentgen.runtime.files import atomic_write, write_error
 if TYPE_CHECKING:
     import torch
 
-    from latentgen.training.config import TrainConfig
+    from latentgen.assembly.config import TrainConfig
+    from latentgen.assembly.model import Model
+    from latentgen.data.examples import Examples
+    from latentgen.data.masks import Masks
     from latentgen.training.engine import BatchStats
-    from latentgen.training.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    """What an observer may know of the training it watches, fixed at its start."""
+
+    #: the resolved settings (a copy: changing it changes nothing)
+    config: TrainConfig
+    #: the run directory being written
+    run_dir: Path
+    #: the model being trained (its generator's weights change as training goes)
+    model: Model
+    device: torch.device
+    #: the training examples and the held-out sets the curves measure (``test``, ``negative``)
+    data: Examples
+    held_out: Mapping[str, Examples]
+    #: the training data's masks (``mask``), if any
+    masks: Masks | None
+    #: the metrics rows of the epochs done before this start (a resumed run)
+    rows: tuple[dict[str, Any], ...]
+    #: ABP iterations done before this start
+    step: int
+    #: the precision the engine runs in (fp32 or bf16) and, under ``precision`` auto, why
+    precision: str
+    precision_reason: str
 
 
 @dataclass
 class StartEvent:
-    trainer: Trainer
+    context: TrainingContext
     n_examples: int
     start_epoch: int
     batches_per_epoch: int
@@ -136,10 +165,10 @@ class JSONLines(Observer):
             raise write_error(exc, self.path) from None
 
     def on_start(self, event: StartEvent) -> None:
-        cfg = event.trainer.config
+        cfg = event.context.config
         if self.mode == "a":
-            self._keep_until(event.trainer.engine.step)
-        self._write({"event": "start", "step": event.trainer.engine.step,
+            self._keep_until(event.context.step)
+        self._write({"event": "start", "step": event.context.step,
                      "epoch": event.start_epoch, "modality": cfg.modality,
                      "examples": event.n_examples, "batches_per_epoch": event.batches_per_epoch,
                      "total_batches": event.total_batches})
@@ -184,48 +213,6 @@ class JSONLines(Observer):
             self.fh = None
 
 
-class TensorBoard(Observer):
-    """TensorBoard event files in ``RUN/tensorboard/`` (``pip install 'latentgen[tensorboard]'``):
-    loss and MSE per batch, every metrics column per epoch."""
-
-    def __init__(self, log_dir: Path) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise UserError("--observer tensorboard needs the tensorboard package; install it "
-                            "with pip install 'latentgen[tensorboard]' or drop the "
-                            "observer") from None
-        self.log_dir = log_dir
-        self._writer_cls = SummaryWriter
-        self.writer: Any = None
-
-    def on_start(self, event: StartEvent) -> None:
-        self.writer = self._writer_cls(log_dir=str(self.log_dir))
-
-    def on_batch(self, event: BatchEvent) -> None:
-        self.writer.add_scalar("batch/loss", event.stats.loss, event.step)
-        self.writer.add_scalar("batch/mse", event.stats.mse, event.step)
-
-    def on_epoch(self, event: EpochEvent) -> None:
-        for key, value in event.row.items():
-            if key not in ("epoch", "step") and isinstance(value, (int, float)):
-                self.writer.add_scalar(f"epoch/{key}", value, event.epoch)
-        self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-
-def tensorboard_observer(run_dir: Path, config: TrainConfig) -> Observer:
-    return TensorBoard(run_dir / "tensorboard")
-
-
-#: observers built in, by name (``latentgen.plugins.registry.BUILTIN_OBSERVERS``)
-BUILTIN = {"tensorboard": tensorboard_observer}
-
-
 def named_observers(names: list[str], run_dir: Path, config: TrainConfig) -> list[Observer]:
     """The observers the ``observers`` setting names, made by their registered factories
     (``factory(run_dir, config) -> Observer``); an unknown name is a UserError."""
@@ -234,10 +221,10 @@ def named_observers(names: list[str], run_dir: Path, config: TrainConfig) -> lis
     reg = get_registry()
     made = []
     for name in names:
-        factory = BUILTIN.get(name) or reg.observer(name)
+        factory = reg.observer(name)
         observer = factory(run_dir, config)
         if not isinstance(observer, Observer):
-            raise UserError(f"--observer {name}: its plugin made a {type(observer).__name__}, "
+            raise UserError(f"`observers` {name}: its plugin made a {type(observer).__name__}, "
                             "not a latentgen.Observer; fix or remove the plugin")
         made.append(observer)
     return made

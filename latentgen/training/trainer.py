@@ -17,6 +17,9 @@ from typing import Any
 
 import torch
 
+from latentgen.assembly.config import TrainConfig, learned_settings
+from latentgen.assembly.model import Model
+from latentgen.assembly.rundir import RunDir
 from latentgen.data.loader import default_workers
 from latentgen.data.masks import Masks, parse_masks
 from latentgen.data.order import EpochOrder
@@ -34,9 +37,7 @@ from latentgen.runtime.files import (
 from latentgen.runtime.lock import FolderLock
 from latentgen.runtime.seeding import derived_generator, rng_state, set_rng_state
 from latentgen.runtime.speed import compile_errors, place_storage
-from latentgen.training.assembly import Model
 from latentgen.training.bank import LatentBank
-from latentgen.training.config import TrainConfig, learned_settings
 from latentgen.training.engine import (
     ABPEngine,
     BatchStats,
@@ -55,9 +56,9 @@ from latentgen.training.observers import (
     Observer,
     Observers,
     StartEvent,
+    TrainingContext,
     named_observers,
 )
-from latentgen.training.rundir import RunDir
 from latentgen.version import __version__
 
 GRID_SIDE = 8
@@ -78,13 +79,13 @@ class Trainer:
         self.run = RunDir(out)
         self.resume = resume
         self.extra_observers = list(observers or [])
-        check_utf8_path(self.run.path, "--out")
+        check_utf8_path(self.run.path, "`out`")
         if self.run.path.is_symlink() and not self.run.path.exists():
-            raise UserError(f"--out {out} is a link to {os.readlink(self.run.path)}, which does "
-                            "not exist; create that folder or give another --out")
+            raise UserError(f"`out` {out} is a link to {os.readlink(self.run.path)}, which does "
+                            "not exist; create that folder or give another `out`")
         for parent in [self.run.path, *self.run.path.parents]:
             if parent.exists() and not parent.is_dir():
-                raise UserError(f"--out {out} is inside {parent}, which is a file; give a "
+                raise UserError(f"`out` {out} is inside {parent}, which is a file; give a "
                                 "folder for the run")
         # set by ``fit``
         self.shard: Shard
@@ -132,8 +133,8 @@ class Trainer:
         """Under the lock (so that a second ``train`` is told who is training): a new run does
         not overwrite one; remove what interrupted writes left."""
         if not self.resume and self.run.holds_run():
-            raise UserError(f"{self.run.path} already holds a run; pass --resume to continue it "
-                            "or choose another --out")
+            raise UserError(f"{self.run.path} already holds a run; pass `resume` to continue it "
+                            "or choose another `out`")
         for folder in (self.run.path, self.run.checkpoints_dir, self.run.samples_dir):
             remove_stale_temporaries(folder)
 
@@ -154,8 +155,9 @@ class Trainer:
             return exc
         fix = ("free some space" if "space" in exc.reason.lower() or "quota" in exc.reason
                else "make the folder writable")
-        return UserError(f"cannot write {exc.path}: {exc.reason}; {fix}, then `latentgen train "
-                         f"--out {self.run.path} --resume` continues from the last checkpoint")
+        return UserError(f"cannot write {exc.path}: {exc.reason}; {fix}, then training again "
+                         f"with `resume` into `out` {self.run.path} continues from the last "
+                         "checkpoint")
 
     # -- setup ---------------------------------------------------------------------------
     def _observers(self) -> Observers:
@@ -177,7 +179,7 @@ class Trainer:
         data.storage = place_storage(data.storage, device)
         # every process opens them, so that bad input stops all with one line each; only the
         # first keeps them (it computes the curves)
-        held_out = {name: model.open_data(source, f"--{name}-data") for name, source in
+        held_out = {name: model.open_data(source, f"`{name}_data`") for name, source in
                     (("test", config.test_data), ("negative", config.negative_data)) if source}
         self.held_out = held_out if shard.is_main else {}
         if config.mask:
@@ -186,12 +188,12 @@ class Trainer:
             self.masks.check(len(data), "the training data")
         state = run.load_checkpoint() if self.resume else None
         if state is not None and state["latents"].shape[0] != len(data):
-            raise UserError(f"--resume: the data now holds {len(data)} examples, the run was "
+            raise UserError(f"`resume`: the data now holds {len(data)} examples, the run was "
                             f"trained on {state['latents'].shape[0]}; resume with the same data")
         model.generator.to(device)
         stored_shape = tuple(state["latents"].shape[1:]) if state is not None else None
         if stored_shape is not None and stored_shape != tuple(model.prior.latent_shape):
-            raise UserError(f"--resume: checkpoint {run.last_checkpoint} holds latents of "
+            raise UserError(f"`resume`: checkpoint {run.last_checkpoint} holds latents of "
                             f"shape {stored_shape}, this run's are "
                             f"{tuple(model.prior.latent_shape)}; it is damaged or from other "
                             "settings")
@@ -234,7 +236,7 @@ class Trainer:
             self.engine.load_state_dict(state)
             set_rng_state(state["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise UserError(f"--resume: checkpoint {self.run.last_checkpoint} does not fit this "
+            raise UserError(f"`resume`: checkpoint {self.run.last_checkpoint} does not fit this "
                             f"run ({type(exc).__name__}: {exc}); it is damaged or from other "
                             "settings") from None
         self.start_epoch = int(state["epoch"])
@@ -262,7 +264,12 @@ class Trainer:
                 - (progress.batch if progress else 0))
         if config.max_steps is not None:
             todo = min(todo, config.max_steps - engine.step)
-        observers.on_start(StartEvent(self, len(self.data), self.start_epoch, per_epoch,
+        context = TrainingContext(
+            config=copy.deepcopy(config), run_dir=run.path, model=model, device=self.device,
+            data=self.data, held_out=dict(self.held_out), masks=self.masks,
+            rows=tuple(dict(r) for r in self.rows), step=engine.step,
+            precision=engine.precision, precision_reason=engine.precision_reason)
+        observers.on_start(StartEvent(context, len(self.data), self.start_epoch, per_epoch,
                                       max(0, todo)))
         done = self.start_epoch  # the last epoch completed
         for epoch in range(self.start_epoch + 1, config.epochs + 1):
@@ -279,7 +286,7 @@ class Trainer:
                 kept = (f"the last checkpoint, {run.last_checkpoint}, is kept"
                         if run.last_checkpoint.exists() else "no checkpoint was written")
                 raise UserError(f"training collapsed in epoch {epoch}: {why}; lower "
-                                f"--step-size (now {config.step_size:g}) or --lr (now "
+                                f"`step_size` (now {config.step_size:g}) or `lr` (now "
                                 f"{config.lr:g}); {kept}")
             engine.end_epoch(stats.mse)
             done = epoch
@@ -330,14 +337,14 @@ class Trainer:
             kept = (f"the last checkpoint, {self.run.last_checkpoint}, is kept"
                     if self.run.last_checkpoint.exists() else "no checkpoint was written")
             raise UserError(f"the {self.config.prior} prior diverged in epoch {epoch} ({exc}); "
-                            f"lower --prior-lr or --prior-step-size; {kept}") from None
+                            f"lower `prior_lr` or `prior_step_size`; {kept}") from None
         except RuntimeError as exc:
             if "overflow" not in str(exc) and "nan" not in str(exc).lower():
                 raise
             stats, progress = None, EpochProgress(epoch, loss_sum=math.nan, examples=1)
         if not math.isfinite(progress.loss_sum):
             raise UserError(f"training diverged in epoch {epoch} (loss is not finite); "
-                            "lower --lr or --step-size, or raise --sigma")
+                            "lower `lr` or `step_size`, or raise `sigma`")
         return stats, progress
 
     def _save(self, epoch: int, progress: EpochProgress | None, keep: str | None,

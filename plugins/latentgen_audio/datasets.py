@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from latentgen import Examples, UserError
-from latentgen.data import Found, Record, cut_clips, open_standard, require_finite
+from latentgen.data import Found, Record, cut_clips, need, open_standard, require_finite
 
 from .sounds import sounds
 
@@ -70,7 +70,7 @@ def open_sounds(source: str | None, sample_rate: int, clip_seconds: float,
     if not path.exists():
         raise UserError(f"{source} does not exist; give a folder of WAV/FLAC/OGG files, a "
                         ".npy array, a Hugging Face data set, parquet file or .tar shards "
-                        "(training without --data uses the embedded sounds)")
+                        "(training without `data` uses the embedded sounds)")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
                        and p.is_file())
@@ -119,7 +119,7 @@ def read_mono(file: Path | bytes | np.ndarray, sample_rate: int, name: str | Non
               rate: int | None = None) -> np.ndarray:
     """A sound file (a path or its bytes, ``name`` naming it), or decoded samples at
     ``rate``, as mono float32 at ``sample_rate``."""
-    import soundfile as sf
+    sf = need("soundfile", "the audio modality", "audio", "to read and write sound files")
 
     name = name or str(file)
     if isinstance(file, np.ndarray):
@@ -136,8 +136,7 @@ def read_mono(file: Path | bytes | np.ndarray, sample_rate: int, name: str | Non
     require_finite(data, name)  # float WAV files may hold NaN
     wave = data.mean(axis=1)
     if rate != sample_rate and len(wave):
-        import torchaudio.functional as AF
-
+        AF = need("torchaudio.functional", "the audio modality", "audio", "to resample sound files")
         wave = AF.resample(torch.from_numpy(wave), rate, sample_rate).numpy()
     return wave.astype(np.float32)
 

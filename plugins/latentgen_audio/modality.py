@@ -13,25 +13,32 @@ import torch
 from PIL import Image
 
 from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
+from latentgen.data import need
 
 from .datasets import decode, encode, open_sounds
 from .representations import REPRESENTATIONS, Representation, clip_samples
 from .spectrogram import colorize
 
 MIN_RATE, MAX_RATE = 1000, 192000
+#: the longest clip (10 minutes) and the fewest samples one holds
+MAX_SECONDS, MIN_SAMPLES = 600, 40
 GRID_GAP_SECONDS, ROW_GAP_SECONDS = 0.15, 0.5
 
 
 @dataclass
 class AudioOptions:
-    sample_rate: int = option(16000, "samples per second of the clips (data is resampled)")
-    clip_seconds: float = option(1.0, "length of each clip in seconds")
+    sample_rate: int = option(16000, "samples per second of the clips (data is resampled)",
+                              unit="Hz", minimum=MIN_RATE, maximum=MAX_RATE)
+    clip_seconds: float = option(1.0, "length of each clip in seconds (at least 40 samples)",
+                                 unit="seconds", positive=True, maximum=MAX_SECONDS)
     representation: str = option("logmel", "what the generator makes: 'logmel' (log-mel "
                                            "spectrograms, made into sound by Griffin-Lim) "
                                            "or 'waveform' (raw samples; trains with the "
-                                           "seed's --step-size 0.1 and the schema's other "
-                                           "defaults unless set)")
-    width: int = option(16, "channels of the last hidden layer; each earlier layer doubles it")
+                                           "seed's `step_size` 0.1 and the schema's other "
+                                           "defaults unless set)",
+                                 choices=tuple(REPRESENTATIONS))
+    width: int = option(16, "channels of the last hidden layer; each earlier layer doubles it",
+                        minimum=1)
     latent_field: bool = option(False, "a latent sequence (d x t) instead of a vector: the "
                                        "generator is then fully convolutional and a longer "
                                        "latent gives a longer sound")
@@ -68,17 +75,10 @@ class AudioModality(Modality):
         return dict(self.train_defaults)
 
     def validate_options(self, opts: AudioOptions) -> None:
-        if not MIN_RATE <= opts.sample_rate <= MAX_RATE:
-            raise UserError(f"--sample-rate must be between {MIN_RATE} and {MAX_RATE}, got "
-                            f"{opts.sample_rate}")
-        if not 0 < opts.clip_seconds <= 600 or clip_samples(opts) < 40:
-            raise UserError(f"--clip-seconds must give at least 40 samples and at most 10 "
-                            f"minutes, got {opts.clip_seconds}")
-        if opts.representation not in REPRESENTATIONS:
-            raise UserError(f"--representation must be one of {', '.join(REPRESENTATIONS)}, "
-                            f"got '{opts.representation}'")
-        if opts.width < 1:
-            raise UserError(f"--width must be at least 1, got {opts.width}")
+        # the declarations bound each option; a clip also needs samples enough at its rate
+        if clip_samples(opts) < MIN_SAMPLES:
+            raise UserError(f"`clip_seconds` must give at least {MIN_SAMPLES} samples at "
+                            f"{opts.sample_rate} Hz, got {opts.clip_seconds}")
 
     def metric_scale_for(self, opts: AudioOptions) -> float:
         lo, hi = representation(opts).metric_range
@@ -113,7 +113,7 @@ class AudioModality(Modality):
     def write_examples(self, x: torch.Tensor, out_dir: Path, prefix: str, opts: AudioOptions,
                        start: int = 0) -> list[Path]:
         """``prefix_NNNNN.wav`` (16-bit PCM) and its spectrogram ``prefix_NNNNN.png``."""
-        import soundfile as sf
+        sf = need("soundfile", "the audio modality", "audio", "to read and write sound files")
 
         out_dir.mkdir(parents=True, exist_ok=True)
         rep = representation(opts)
@@ -130,7 +130,7 @@ class AudioModality(Modality):
     def write_grid(self, table: torch.Tensor, path: Path, opts: AudioOptions) -> list[Path]:
         """``grid.png``: spectrograms in the table's layout; ``grid.wav``: the clips played row
         by row, a short pause between clips and a longer one between rows."""
-        import soundfile as sf
+        sf = need("soundfile", "the audio modality", "audio", "to read and write sound files")
 
         rows, cols = table.shape[:2]
         rep = representation(opts)
@@ -154,7 +154,7 @@ class AudioModality(Modality):
 
     def read_examples(self, paths: list[Path], opts: AudioOptions) -> torch.Tensor:
         """The WAVs, as the generator makes them (a log-mel run: their spectrograms)."""
-        import soundfile as sf
+        sf = need("soundfile", "the audio modality", "audio", "to read and write sound files")
 
         waves = decode(torch.from_numpy(np.stack(
             [sf.read(str(p), dtype="int16")[0] for p in paths if p.suffix == ".wav"])))

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from latentgen.data import need
+
 N_MELS = 64
 DB_FLOOR, DB_CEIL = -60.0, 20.0
 #: a log-mel picture in model space: dB mapped linearly onto [-1, 1]
@@ -30,7 +32,7 @@ def _settings(sample_rate: int) -> tuple[int, int, int]:
 
 @functools.lru_cache(maxsize=8)
 def _mel(sample_rate: int) -> torch.nn.Module:
-    import torchaudio
+    torchaudio = need("torchaudio", "the audio modality", "audio", "to make spectrograms")
 
     n_fft, hop, n_mels = _settings(sample_rate)
     return torchaudio.transforms.MelSpectrogram(

@@ -61,7 +61,7 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
         return Examples(torch.from_numpy(arr), decode, source)
     if source in TEXTURES:
         raise UserError(f"{source} is one large picture of a texture; train on crops of it "
-                        "with --crops N (and --latent-field to synthesize larger textures)")
+                        "with `crops` N (and `latent_field` to synthesize larger textures)")
     # MNIST, CIFAR, SVHN, CelebA, Hugging Face, parquet, webdataset; ?split= and classes
     found = open_standard(source, "image", IMAGE_SUFFIXES)
     if found is not None:
@@ -70,7 +70,7 @@ def open_images(source: str | None, size: int, channels: int) -> Examples:
     if not path.exists():
         raise UserError(f"{source} does not exist; give a folder of images, a .npy/.npz "
                         "file or a standard data set (MNIST, CIFAR, SVHN, CelebA, Hugging Face, "
-                        "parquet, .tar shards); training without --data uses the embedded faces")
+                        "parquet, .tar shards); training without `data` uses the embedded faces")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
                        and p.is_file())
@@ -92,7 +92,7 @@ def open_crops(source: str, size: int, channels: int, count: int) -> Examples:
     """``count`` random ``size`` px crops of each picture of ``source`` (``--crops``)."""
     if source not in TEXTURES and not Path(source).exists():
         raise UserError(f"{source} does not exist; give a texture picture, a folder of them or "
-                        "an array of pictures (without --data: the embedded builtin:texture)")
+                        "an array of pictures (without `data`: the embedded builtin:texture)")
     pictures = native_pictures(source, channels, IMAGE_SUFFIXES, ARRAY_SUFFIXES)
     return Examples(torch.from_numpy(random_crops(pictures, size, count, source)), decode,
                     source)

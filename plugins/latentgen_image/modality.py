@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,21 +29,22 @@ class ImageOptions:
     image_size: int = option(0, "image side in pixels (b * 2^k with b in 4..7, e.g. 16, 28, 32, "
                                 "64, 128); 0 = the data's own size when it is square and "
                                 "fits (the first picture of a folder), else 32")
-    channels: int = option(3, "1 (grayscale) or 3 (RGB)")
+    channels: Literal[1, 3] = option(3, "1 (grayscale) or 3 (RGB)")
     width: int = option(0, "channels of the last hidden layer; each earlier layer doubles it "
                            "(DCGAN uses 64); 0 = 32, or for transposed convolutions more so "
                            "that the first hidden layer has at least 128 channels (64 at 16 "
-                           "and 28 px)")
+                           "and 28 px)", minimum=0)
     latent_field: bool = option(False, "a spatial latent field (d x b x b, b the generator's "
                                        "4..7 px base) instead of a vector: fully convolutional, "
-                                       "so synthesize --scale K renders K times larger "
+                                       "so synthesize `scale` K renders K times larger "
                                        "pictures (textures)")
     generator: str = option("auto", "the generator's upsampling layers: " + "; ".join(
         f"{k}: {v}" for k, v in GENERATOR_DESIGNS.items()) + "; auto: resnet for whole "
-        "pictures, convt for textures (--crops, --latent-field)")
-    crops: int = option(0, "train on N random crops of --image-size cut from each picture "
-                           "(textures: one or a few large pictures; without --data the "
-                           "embedded builtin:texture); 0: whole pictures, resized")
+        "pictures, convt for textures (`crops`, `latent_field`)",
+        choices=("auto", *GENERATOR_DESIGNS))
+    crops: int = option(0, "train on N random crops of `image_size` cut from each picture "
+                           "(textures: one or a few large pictures; without `data` the "
+                           "embedded builtin:texture); 0: whole pictures, resized", minimum=0)
 
 
 class ImageModality(Modality):
@@ -69,18 +70,9 @@ class ImageModality(Modality):
     legacy_options = {"generator": "convt"}
 
     def validate_options(self, opts: ImageOptions) -> None:
+        # the declarations bound each option; a size must also be one the generator makes
         if opts.image_size != 0:
             check_picture_size(opts.image_size)
-        if opts.channels not in (1, 3):
-            raise UserError(f"--channels must be 1 or 3, got {opts.channels}")
-        if opts.width < 0:
-            raise UserError(f"--width must be at least 1 (or 0 for the size's default), got "
-                            f"{opts.width}")
-        if opts.generator != "auto" and opts.generator not in GENERATOR_DESIGNS:
-            raise UserError(f"--generator must be auto or one of {', '.join(GENERATOR_DESIGNS)}, "
-                            f"got {opts.generator!r}")
-        if opts.crops < 0:
-            raise UserError(f"--crops must be 0 (whole pictures) or more, got {opts.crops}")
 
     def resolve_options(self, opts: ImageOptions, source: str | None) -> ImageOptions:
         if not opts.image_size and opts.crops:
@@ -116,8 +108,8 @@ class ImageModality(Modality):
     def scaled(self, opts: ImageOptions, latent_shape: tuple[int, ...], scale: int
                ) -> tuple[ImageOptions, tuple[int, ...]]:
         if not opts.latent_field:
-            raise UserError("--scale needs a generator with a latent field; train with "
-                            "--latent-field (a texture model)")
+            raise UserError("`scale` needs a generator with a latent field; train with "
+                            "`latent_field` (a texture model)")
         d, h, w = latent_shape
         return replace(opts, image_size=opts.image_size * scale), (d, h * scale, w * scale)
 

@@ -78,7 +78,7 @@ def native_pictures(source: str, channels: int, images: set[str], arrays: set[st
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in images and p.is_file())
         if not files:
             raise UserError(f"{source} holds no pictures (PNG, JPEG, BMP, WebP) to cut crops "
-                            "from; point --data at a folder of texture pictures")
+                            "from; point `data` at a folder of texture pictures")
         return [_read_picture(f, channels) for f in files]
     if path.suffix.lower() in images:
         return [_read_picture(path, channels)]
@@ -86,7 +86,7 @@ def native_pictures(source: str, channels: int, images: set[str], arrays: set[st
         arr = read_array(path)
         side = min(arr.shape[1:3]) if arr.ndim >= 3 else 0
         return list(pictures_from_array(arr, side, channels, source).numpy())
-    raise UserError(f"{source}: --crops cuts pictures or .npy/.npz arrays of pictures; give "
+    raise UserError(f"{source}: `crops` cuts pictures or .npy/.npz arrays of pictures; give "
                     "one of those")
 
 
@@ -105,7 +105,7 @@ def random_crops(pictures: list[np.ndarray], size: int, count: int, source: str)
         h, w = pic.shape[1:]
         if h < size or w < size:
             raise UserError(f"{source}: picture {k} is {w} x {h} pixels, smaller than the "
-                            f"{size} px crops asked; lower --image-size (or --scale) or give "
+                            f"{size} px crops asked; lower `image_size` (or `scale`) or give "
                             "larger pictures")
         rng = np.random.default_rng([CROP_SEED, k])
         tops = rng.integers(0, h - size + 1, count)

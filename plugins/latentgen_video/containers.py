@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from latentgen import UserError
-from latentgen.data import open_picture
+from latentgen.data import need, open_picture
 
 CONTAINER_SUFFIXES = {".mp4", ".m4v", ".avi", ".mov", ".webm", ".mkv"}
 GIF_SUFFIXES = {".gif"}
@@ -33,7 +33,7 @@ def read_frames(path: Path) -> Iterator[Image.Image]:
 
 
 def _container_frames(path: Path) -> Iterator[Image.Image]:
-    import av
+    av = need("av", "the video modality", "video", "to read MP4, M4V, AVI, MOV, WebM and MKV video")
 
     try:
         with av.open(str(path)) as container:
@@ -89,7 +89,7 @@ def write_mp4(frames: np.ndarray, path: Path, fps: float, crf: int = 17) -> None
 
     H.264 in yuv420p needs even sides; odd ones are padded by repeating the last row/column.
     """
-    import av
+    av = need("av", "the video modality", "video", "to write MP4 video")
 
     if frames.ndim == 3:
         frames = np.repeat(frames[..., None], 3, axis=-1)

@@ -50,7 +50,7 @@ def open_videos(source: str | None, frames: int, size: int, channels: int,
     if not path.exists():
         raise UserError(f"{source} does not exist; give a folder of videos (MP4, M4V, AVI, "
                         "MOV, WebM, MKV, GIF) or of frame folders, one video file, or a "
-                        ".npy/.npz array (training without --data uses the embedded bouncing "
+                        ".npy/.npz array (training without `data` uses the embedded bouncing "
                         "balls)")
     suffix = path.suffix.lower()
     if path.is_file() and suffix in ARRAY_SUFFIXES:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -35,24 +36,26 @@ GRID_FRAMES = 8  # frames per cell in a grid's still picture
 
 @dataclass
 class VideoOptions:
-    frames: int = option(16, "frames per clip")
+    frames: int = option(16, "frames per clip", minimum=2, maximum=MAX_FRAMES)
     image_size: int = option(32, "frame side in pixels (b * 2^k with b in 4..7, e.g. 16, 32, "
                                  "48, 64)")
-    channels: int = option(3, "1 (grayscale) or 3 (RGB)")
+    channels: Literal[1, 3] = option(3, "1 (grayscale) or 3 (RGB)")
     frame_stride: int = option(1, "keep every N-th frame of the source videos (2 halves the "
-                                  "frame rate)")
-    fps: float = option(8.0, "frames per second of the MP4 and GIF files written")
-    width: int = option(16, "channels of the last hidden layer; each earlier layer doubles it")
+                                  "frame rate)", minimum=1)
+    fps: float = option(8.0, "frames per second of the MP4 and GIF files written",
+                        minimum=0.5, maximum=120)
+    width: int = option(16, "channels of the last hidden layer; each earlier layer doubles it",
+                        minimum=1)
     latent_field: bool = option(False, "a spatio-temporal latent field (d x t x h x w) instead "
                                        "of a vector: the generator is fully convolutional and "
                                        "a longer field gives a longer clip")
     dynamic: bool = option(False, "the dynamic generator: a state s_t = tanh(s_(t-1) + "
                                   "F([xi_t, s_(t-1)])) driven by an innovation xi_t per frame, "
                                   "each frame drawn from [content, s_t] by an image generator "
-                                  "(clips of any length: synthesize --scale K)")
-    window: int = option(30, "with --dynamic: the truncation window of back-propagation "
+                                  "(clips of any length: synthesize `scale` K)")
+    window: int = option(30, "with `dynamic`: the truncation window of back-propagation "
                              "through time in training, in frames; each window's last state "
-                             "seeds the next (0: the whole clip)")
+                             "seeds the next (0: the whole clip)", minimum=0)
 
 
 Size3 = tuple[int, int, int]
@@ -91,22 +94,10 @@ class VideoModality(Modality):
                       "lr": 0.002, "epochs": 40}
 
     def validate_options(self, opts: VideoOptions) -> None:
+        # the declarations bound each option; these relate to the generator and each other
         check_picture_size(opts.image_size)
-        if not 2 <= opts.frames <= MAX_FRAMES:
-            raise UserError(f"--frames must be between 2 and {MAX_FRAMES}, got {opts.frames}")
-        if opts.channels not in (1, 3):
-            raise UserError(f"--channels must be 1 or 3, got {opts.channels}")
-        if opts.frame_stride < 1:
-            raise UserError(f"--frame-stride must be at least 1, got {opts.frame_stride}")
-        if not 0.5 <= opts.fps <= 120:
-            raise UserError(f"--fps must be between 0.5 and 120, got {opts.fps}")
-        if opts.width < 1:
-            raise UserError(f"--width must be at least 1, got {opts.width}")
         if opts.dynamic and opts.latent_field:
-            raise UserError("--dynamic and --latent-field are two generators; choose one")
-        if opts.window < 0:
-            raise UserError(f"--window must be 0 (no truncation) or a number of frames, got "
-                            f"{opts.window}")
+            raise UserError("`dynamic` and `latent_field` are two generators; choose one")
 
     def scaled(self, opts: VideoOptions, latent_shape: tuple[int, ...], scale: int
                ) -> tuple[VideoOptions, tuple[int, ...]]:
@@ -119,8 +110,8 @@ class VideoModality(Modality):
         if opts.latent_field:
             d, t, h, w = latent_shape
             return longer, (d, t * scale, h, w)
-        raise UserError("--scale needs a generator that makes clips of any length; train "
-                        "with --dynamic or --latent-field")
+        raise UserError("`scale` needs a generator that makes clips of any length; train "
+                        "with `dynamic` or `latent_field`")
 
     def build_generator(self, latent_dim: int, opts: VideoOptions) -> Generator:
         if opts.dynamic:

@@ -29,6 +29,8 @@ def test_every_length_meets_the_contract(waves, length, tmp_path):
     check_prepare(waves, tmp_path, options)
 
 
-def test_bad_length_is_refused(waves):
-    with pytest.raises(UserError, match="--length must be a positive multiple of 16"):
+def test_bad_options_are_refused_by_their_declarations(waves):
+    with pytest.raises(UserError, match=r"^`length` must be 16, 32, 64 or 128, got 40$"):
         waves.make_options({"length": 40})
+    with pytest.raises(UserError, match=r"^`count` must be at least 1, got 0$"):
+        waves.make_options({"count": 0})

@@ -1,8 +1,8 @@
 """The typed training configuration and its TOML form (``config.toml`` of a run).
 
-Each field is a setting declared once (``latentgen.training.settings``). ``TrainConfig(**s)``
-remembers which settings were given, so that ``latentgen.resolve_config`` can fill the others
-from the chosen modality's training defaults before the schema's own.
+Each field is a setting declared once (``setting``, ``latentgen.plugins.declare``).
+``TrainConfig(**s)`` remembers which settings were given, so that ``latentgen.resolve_config``
+can fill the others from the chosen modality's training defaults before the schema's own.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import tomli_w
 
 from latentgen.data.mask_specs import MASK_HELP, OBSERVE_HELP
 from latentgen.errors import UserError
+from latentgen.plugins.declare import Declaration, declarations, setting
 from latentgen.runtime.devices import check_device
 from latentgen.runtime.speed import Precision
-from latentgen.training.settings import Setting, schema, setting
 
 Device = str  # auto, cpu, cuda or cuda:N (checked in ``validate``)
 #: the largest seed: TOML integers (config.toml) are signed 64-bit
@@ -40,7 +40,7 @@ class TrainConfig:
                             panel="Data and run")
     data: str | None = setting(None, "Training data (folder or file); none: the modality's "
                                "embedded default.", panel="Data and run")
-    epochs: int = setting(30, "Epochs to train (on --resume: the new total).", minimum=1,
+    epochs: int = setting(30, "Epochs to train (on `resume`: the new total).", minimum=1,
                           panel="Data and run", resumable=True)
     latent_dim: int = setting(16, "d, latent factors per example.", minimum=1,
                               panel="Data and run")
@@ -49,16 +49,16 @@ class TrainConfig:
     langevin_steps: int = setting(30, "L, Langevin steps per iteration.", minimum=0)
     step_size: float = setting(0.3, "delta, the Langevin step size.", positive=True)
     sigma: float = setting(0.5, "sigma, the observation noise standard deviation (in the "
-                           "model's data range); with --learn-sigma, where it starts.",
+                           "model's data range); with `learn_sigma`, where it starts.",
                            positive=True)
     learn_sigma: bool = setting(False, "Refit sigma to the training residuals after every "
-                                "epoch (maximum likelihood), starting from --sigma; the "
+                                "epoch (maximum likelihood), starting from `sigma`; the "
                                 "Langevin step size follows it (delta / sigma kept).",
                                 off_flag="--fixed-sigma")
     lr: float = setting(1e-3, "Adam learning rate.", positive=True)
-    lr_end: float = setting(1.0, "The learning rate at the last step, as a fraction of --lr: "
-                            "below 1 it falls along a half cosine over --epochs (1: constant; "
-                            "on --resume with a new --epochs the fall stretches to it).",
+    lr_end: float = setting(1.0, "The learning rate at the last step, as a fraction of `lr`: "
+                            "below 1 it falls along a half cosine over `epochs` (1: constant; "
+                            "on `resume` with a new `epochs` the fall stretches to it).",
                             minimum=0, maximum=1)
     beta1: float = setting(0.5, "Adam beta1.", minimum=0)
     ema: float = setting(0.0, "Decay of an exponential moving average of the generator's "
@@ -75,7 +75,7 @@ class TrainConfig:
                          "(exp(-E(Z)) N(0, I) with an energy E learned beside the generator; "
                          "docs/priors.md) or one a plugin registers.", panel="Latent prior")
     prior_lr: float = setting(1e-3, "Adam learning rate of a learned prior's network (ebm: "
-                              "the energy); it follows --lr-end's schedule.", positive=True,
+                              "the energy); it follows `lr_end`'s schedule.", positive=True,
                               panel="Latent prior")
     prior_steps: int = setting(60, "Langevin steps of a draw from a learned prior (ebm: "
                                "short-run chains from N(0, I), for synthesis, sample grids "
@@ -112,15 +112,15 @@ class TrainConfig:
                                     panel="Data and run")
     observers: list[str] = setting([], "Extra observers of training by name (repeat the "
                                    "flag): tensorboard, or one a plugin registers; none alone "
-                                   "clears them (on --resume). metrics.csv and metrics.jsonl "
+                                   "clears them (on `resume`). metrics.csv and metrics.jsonl "
                                    "are always written.",
                                    panel="Data and run", resumable=True,
                                    repeat_flag="--observer")
     test_data: str | None = setting(None, "Held-out data of the training category: its error "
-                                    "is tracked every --eval-every epochs.",
+                                    "is tracked every `eval_every` epochs.",
                                     panel="Error curves")
     negative_data: str | None = setting(None, "Data of another category, tracked beside "
-                                        "--test-data.", panel="Error curves")
+                                        "`test_data`.", panel="Error curves")
     eval_every: int = setting(5, "Epochs between evaluations of train / test / negative "
                               "error.", unit="epochs", minimum=1, panel="Error curves")
     eval_examples: int = setting(96, "Examples of each set (train, test, negative) whose "
@@ -138,7 +138,7 @@ class TrainConfig:
                                    panel="Error curves", resumable=True)
     synthesis_every: int | None = setting(None, "Epochs between synthesis measures (sliced "
                                           "Wasserstein distance of prior samples from "
-                                          "--test-data, else the training data, beside PCA and "
+                                          "`test_data`, else the training data, beside PCA and "
                                           "the floor) in metrics.csv and synthesis.png; none: "
                                           "off.", unit="epochs", minimum=1,
                                           panel="Error curves", resumable=True)
@@ -147,7 +147,7 @@ class TrainConfig:
                                   "linear A: " + OBSERVE_HELP + ". The model sees only y; "
                                   "reconstruct and evaluate recover x. none: the data itself.")
     max_steps: int | None = setting(None, "Stop after N ABP iterations in all (a checkpoint is "
-                                    "written there, even mid-epoch; --resume continues from "
+                                    "written there, even mid-epoch; `resume` continues from "
                                     "it); none: every epoch.", minimum=1, panel="Scale",
                                     resumable=True)
     latents_on: Literal["device", "host", "disk"] = setting(
@@ -185,15 +185,15 @@ class TrainConfig:
         for s in SETTINGS.values():
             setattr(self, s.name, s.check(getattr(self, s.name), "config"))
         if not self.beta1 < 1:
-            raise UserError(f"--beta1 must be in [0, 1), got {self.beta1}")
+            raise UserError(f"`beta1` must be in [0, 1), got {self.beta1}")
         check_device(self.device)
         if self.fp64_gradients and self.precision != "fp32":
-            raise UserError(f"--fp64-gradients needs --precision fp32, got {self.precision} "
+            raise UserError(f"`fp64_gradients` needs `precision` fp32, got {self.precision} "
                             "(it computes the learning step in float64)")
         if not isinstance(self.modality_options, dict):
             raise UserError("modality_options must be a table ([modality_options])")
         if self.observe and self.mask:
-            raise UserError("--observe and --mask do not combine: a mask is an operator "
+            raise UserError("`observe` and `mask` do not combine: a mask is an operator "
                             "too; give one of them")
 
     # -- dict / TOML ---------------------------------------------------------------------
@@ -224,7 +224,7 @@ class TrainConfig:
 
 
 #: every declared training setting, by name
-SETTINGS: dict[str, Setting] = schema(TrainConfig)
+SETTINGS: dict[str, Declaration] = declarations(TrainConfig)
 #: settings a resumed run may change: they change how it runs, not what it learns
 RESUMABLE = tuple(name for name, s in SETTINGS.items() if s.resumable)
 

@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from latentgen.training.observers import BatchEvent, EpochEvent, Observer, StartEvent
+from latentgen import BatchEvent, EpochEvent, Observer, StartEvent
 
 
 class TrainingProgress(Observer):
@@ -40,7 +40,7 @@ class TrainingProgress(Observer):
         self.close()
 
     def on_start(self, event: StartEvent) -> None:
-        config = event.trainer.config
+        config = event.context.config
         n_examples, start_epoch = event.n_examples, event.start_epoch
         self.total_epochs = config.epochs
         self.batches = event.batches_per_epoch
@@ -56,7 +56,7 @@ class TrainingProgress(Observer):
                            f"examples ({source}), d = {config.latent_dim}, "
                            f"L = {config.langevin_steps}, "
                            f"epochs {start_epoch + 1}..{config.epochs}"
-                           + _precision_note(config.precision, event.trainer.engine))
+                           + _precision_note(config.precision, event.context))
         self.progress.start()
         self.task = self.progress.add_task("train", total=remaining, epoch="-", loss="-",
                                            mse="-", speed="")
@@ -105,9 +105,9 @@ class BatchProgress:
 
 
 
-def _precision_note(asked: str, engine: Any) -> str:
+def _precision_note(asked: str, context: Any) -> str:
     """", bf16" and, for --precision auto, what it chose and why (fp32 asked goes unsaid)."""
     if asked == "fp32":
         return ""
-    note = f", {engine.precision}"
-    return note + (f" ({escape(engine.precision_reason)})" if asked == "auto" else "")
+    note = f", {context.precision}"
+    return note + (f" ({escape(context.precision_reason)})" if asked == "auto" else "")

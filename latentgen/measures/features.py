@@ -233,7 +233,7 @@ def reference_stats(extractor: Extractor, pictures: Tensor, label: str = "refere
         except WriteError as exc:  # the measure stands without its cache: say so, go on
             import warnings
 
-            warnings.warn(f"{exc} (feature statistics not cached; --fid-cache DIR or "
+            warnings.warn(f"{exc} (feature statistics not cached; `fid_cache` DIR or "
                           f"{CACHE_VARIABLE} moves the cache)", stacklevel=2)
     return stats
 

@@ -12,16 +12,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from latentgen.errors import UserError
-from latentgen.runtime.files import check_utf8_path
-from latentgen.training.config import (
+from latentgen.assembly.config import (
     RESUMABLE,
     SETTINGS,
     TrainConfig,
     read_toml,
     setting_flags,
 )
-from latentgen.training.rundir import RunDir
+from latentgen.assembly.rundir import RunDir
+from latentgen.errors import UserError
+from latentgen.runtime.files import check_utf8_path
 
 #: a base for ``resolve_config``: a TOML file, a mapping of settings or a ``TrainConfig``
 ConfigSource = TrainConfig | Mapping[str, Any] | str | Path | None
@@ -140,7 +140,7 @@ def default_out(config: TrainConfig) -> Path:
     from latentgen.runtime.distributed import environment_world
 
     if environment_world()[1] > 1:  # a time-stamped name could differ between processes
-        raise UserError("under torchrun give --out: every process must name the same run "
+        raise UserError("under torchrun give `out`: every process must name the same run "
                         "directory")
     base = Path("runs") / f"{config.modality}-{time.strftime('%Y%m%d-%H%M%S')}"
     out, n = base, 1
@@ -158,24 +158,23 @@ def resume_config(out: str | Path, config: ConfigSource = None, **changes: Any) 
     changed = sorted(k for k, v in changes.items() if k not in RESUMABLE and v is not None)
     changed += sorted(options)
     if changed or config is not None:
-        flags = ", ".join(SETTINGS[k].flag if k in SETTINGS else "--" + k.replace("_", "-")
-                          for k in changed) or "--config"
-        allowed = ", ".join(SETTINGS[k].flag for k in RESUMABLE)
-        raise UserError(f"--resume continues the stored configuration; {flags} cannot change "
+        names = ", ".join(f"`{k}`" for k in changed) or "`config`"
+        allowed = ", ".join(f"`{k}`" for k in RESUMABLE)
+        raise UserError(f"`resume` continues the stored configuration; {names} cannot change "
                         f"(only {allowed} can)")
     run = RunDir(out)
     if not run.last_checkpoint.exists():
-        raise UserError(f"--resume: {out} holds no checkpoints/last.pt; give the --out folder "
-                        "of an earlier run, or drop --resume to start a new one")
+        raise UserError(f"`resume`: {out} holds no checkpoints/last.pt; give the `out` folder "
+                        "of an earlier run, or drop `resume` to start a new one")
     stored = run.read_config()
     state = run.load_checkpoint()
     done = int(state["epoch"])
-    run.check_unedited(stored, state, "--resume: ")
+    run.check_unedited(stored, state, "`resume`: ")
     del state
     epochs = changes.get("epochs")
     if epochs is not None and epochs < done:
-        raise UserError(f"--resume --epochs {epochs}: the run in {out} already has {done} "
-                        "epochs; give a larger total")
+        raise UserError(f"`resume` with `epochs` {epochs}: the run in {out} already has "
+                        f"{done} epochs; give a larger total")
     values = stored.to_dict()
     values.update({k: v for k, v in changes.items() if v is not None})
     # a step budget belongs to one invocation (a smoke test, one slot of a job schedule): the

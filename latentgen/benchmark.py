@@ -145,13 +145,13 @@ def run_bench(modality: str = "image", options: dict[str, Any] | None = None,
               repeats: int = 5, seed: int = 0, step_size: float = 0.3,
               sigma: float = 0.5) -> dict[str, Any]:
     """Measure (see the module docstring) and return the figures as a JSON-ready dict."""
-    from latentgen.training.config import SETTINGS
+    from latentgen.assembly.config import SETTINGS
 
     for name, value in (("latent_dim", latent_dim), ("batch_size", batch_size),
                         ("precision", precision), ("compile", compile)):
         SETTINGS[name].check(value, "bench")
     if langevin_steps < 1 or repeats < 1:
-        raise UserError("--langevin-steps and --repeats must be at least 1")
+        raise UserError("`langevin_steps` and `repeats` must be at least 1")
     dev = resolve_device(device)
     asked = precision
     mod = get_registry().modality(modality)

@@ -31,10 +31,11 @@ from torch import Tensor
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks
 from latentgen.errors import UserError
-from latentgen.evaluation.baselines import PCA, IndirectPCA
+from latentgen.measures.baselines import PCA, IndirectPCA
+from latentgen.measures.defaults import DEFAULT_SCORE
 
 if TYPE_CHECKING:
-    from latentgen.training.assembly import Model
+    from latentgen.assembly.model import Model
 
 #: the anomaly scores by name, as `evaluate` and `score` print them (higher: more anomalous);
 #: every one is computed at the latent Z* inferred for Y on the fixed generator
@@ -45,14 +46,12 @@ SCORES = {
     "norm": "||Z*||^2 / 2: how far from the origin the latent that explains Y lies (the "
             "N(0, I) term of -log p(Z*), without a learned prior's correction)",
 }
-#: the score `score` writes in its ``score`` column and `evaluate` measures detection with
-DEFAULT_SCORE = "joint"
 
 
 def score_rule(name: str = DEFAULT_SCORE) -> str:
     """What the score ``name`` is, in one line; a ``UserError`` for an unknown name."""
     if name not in SCORES:
-        raise UserError(f"--score must be one of {', '.join(SCORES)}, got '{name}'")
+        raise UserError(f"`score` must be one of {', '.join(SCORES)}, got '{name}'")
     return f"{name}: {SCORES[name]}, Z* inferred for Y; higher: more anomalous"
 
 
@@ -167,8 +166,8 @@ def detection_summary(model_normal: Tensor, model_anomalous: Tensor, pca_normal:
         model = detection(model_normal, model_anomalous)
         pca = detection(pca_normal, pca_anomalous)
     except ValueError as exc:  # e.g. inference that diverged on some example
-        raise UserError(f"anomaly detection of --negative-data against --test-data: {exc}; "
-                        "check both sets (and --infer-steps)") from None
+        raise UserError(f"anomaly detection of `negative_data` against `test_data`: {exc}; "
+                        "check both sets (and `infer_steps`)") from None
     n, m = len(model_normal), len(model_anomalous)
     return {"auroc": model["auroc"], "auprc": model["auprc"], "pca_auroc": pca["auroc"],
             "pca_auprc": pca["auprc"], "chance_auprc": m / (n + m), "n_normal": n,

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from latentgen.assembly.config import TrainConfig
 from latentgen.data.examples import Examples
 from latentgen.data.prepared import is_prepared, open_prepared, prepared_options, read_sidecar
 from latentgen.errors import UserError
@@ -19,7 +20,6 @@ from latentgen.plugins.modality import Modality
 from latentgen.plugins.registry import get_registry, owner_of
 from latentgen.runtime.files import WriteError
 from latentgen.runtime.seeding import derive_seed
-from latentgen.training.config import TrainConfig
 
 
 @dataclass
@@ -42,8 +42,8 @@ class Model:
             # packed with resolved options: those apply unless the user gave others
             packed_as, packed_options = prepared_options(config.data)  # type: ignore[arg-type]
             if packed_as != modality.name:
-                raise UserError(f"--data {config.data} holds {packed_as} data, not "
-                                f"{modality.name}; pass --modality {packed_as} or prepare the "
+                raise UserError(f"`data` {config.data} holds {packed_as} data, not "
+                                f"{modality.name}; pass `modality` {packed_as} or prepare the "
                                 f"data for {modality.name}")
             options = modality.make_options({**modality.legacy_options, **packed_options,
                                              **config.modality_options})
@@ -74,7 +74,7 @@ class Model:
         info = owner_of(self.config.modality)
         return {"name": info.name, "version": info.version, "modality": self.config.modality}
 
-    def open_data(self, source: str | None, what: str = "--data", options: Any = None
+    def open_data(self, source: str | None, what: str = "`data`", options: Any = None
                   ) -> Examples:
         """Examples from ``source`` that this generator can reconstruct (shape checked); with
         ``options`` (``Modality.scaled``'s), opened with those instead, shape unchecked."""

@@ -1,6 +1,6 @@
 """Files a person opens, from what a run computed: samples, reconstructions, interpolations.
 
-Every writer takes results already computed (``latentgen.evaluation.work``), so bad input has
+Every writer takes results already computed (``latentgen.measures``), so bad input has
 failed before anything is written; the modality's writers make the files (PNG, WAV, MP4...).
 """
 
@@ -10,22 +10,19 @@ import csv
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
+from latentgen.assembly.trained import Trained
 from latentgen.errors import UserError
-from latentgen.evaluation.work import Reconstruction, at_scale, synthesis_batches
+from latentgen.measures.reconstruction import Reconstruction
 from latentgen.runtime.files import atomic_write, staged_files, unstaged
-
-if TYPE_CHECKING:
-    from latentgen.evaluation.run import Run
 
 
 def output_folder(out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder")
+        raise UserError(f"`out` {out} is a file; give a folder")
     return out
 
 
@@ -43,7 +40,7 @@ def write_scores(scores: dict[str, torch.Tensor], out: str | Path,
     then one column per score, in full precision."""
     path = Path(out)
     if path.is_dir():
-        raise UserError(f"--out {path} is a folder; give the path of a .csv file")
+        raise UserError(f"`out` {path} is a folder; give the path of a .csv file")
     columns = {k: v.tolist() for k, v in scores.items()}
     n = len(next(iter(columns.values()))) if columns else 0
     if names is not None and len(names) != n:
@@ -58,7 +55,7 @@ def write_scores(scores: dict[str, torch.Tensor], out: str | Path,
     return path
 
 
-def write_synthesis(trained: Run, n: int, out: str | Path, seed: int = 0,
+def write_synthesis(trained: Trained, n: int, out: str | Path, seed: int = 0,
                     batch_size: int = 256,
                     on_progress: Callable[[int, int], None] | None = None,
                     fmt: str | None = None, scale: int = 1) -> list[Path]:
@@ -70,12 +67,12 @@ def write_synthesis(trained: Run, n: int, out: str | Path, seed: int = 0,
     ``out`` when all are written (a full disk or a kill leaves none of them). ``scale``: data
     that many times larger, from larger latent fields (``Run.synthesize``).
     """
-    options = at_scale(trained, scale)[0]  # refused before anything is written
+    options = trained.at_scale(scale)[0]  # refused before anything is written
     return _whole(out, lambda folder: _synthesis_into(trained, n, folder, seed, batch_size,
                                                       on_progress, fmt, scale, options))
 
 
-def _synthesis_into(trained: Run, n: int, out: Path, seed: int, batch_size: int,
+def _synthesis_into(trained: Trained, n: int, out: Path, seed: int, batch_size: int,
                     on_progress: Callable[[int, int], None] | None,
                     fmt: str | None, scale: int, options: object) -> list[Path]:
     model = trained.model
@@ -83,7 +80,7 @@ def _synthesis_into(trained: Run, n: int, out: Path, seed: int, batch_size: int,
     written: list[Path] = []
     grid: torch.Tensor | None = None
     done = 0
-    for x in synthesis_batches(trained, n, seed=seed, batch_size=batch_size, scale=scale):
+    for x in trained.synthesis_batches(n, seed=seed, batch_size=batch_size, scale=scale):
         if grid is None:
             grid = x[:64]
         written += model.modality.save_examples(x, out, "sample", options, start=done,
@@ -99,14 +96,14 @@ def _synthesis_into(trained: Run, n: int, out: Path, seed: int, batch_size: int,
     return written
 
 
-def write_reconstruction(trained: Run, rec: Reconstruction, out: str | Path,
+def write_reconstruction(trained: Trained, rec: Reconstruction, out: str | Path,
                          fmt: str | None = None) -> list[Path]:
     """Originals beside reconstructions (or original / occluded / recovered when masked), one
     file each, and a grid of the tuples; all of them, or none."""
     return _whole(out, lambda folder: _reconstruction_into(trained, rec, folder, fmt))
 
 
-def _reconstruction_into(trained: Run, rec: Reconstruction, out: Path, fmt: str | None
+def _reconstruction_into(trained: Trained, rec: Reconstruction, out: Path, fmt: str | None
                          ) -> list[Path]:
     modality, opts = trained.model.modality, trained.model.options
     modality.check_format(fmt)
@@ -125,14 +122,14 @@ def _reconstruction_into(trained: Run, rec: Reconstruction, out: Path, fmt: str 
     return files
 
 
-def write_interpolation(trained: Run, table: torch.Tensor, out: str | Path,
+def write_interpolation(trained: Trained, table: torch.Tensor, out: str | Path,
                         fmt: str | None = None) -> list[Path]:
     """Each pair's row (original, path, original) as files, and the rows as one grid; all of
     them, or none."""
     return _whole(out, lambda folder: _interpolation_into(trained, table, folder, fmt))
 
 
-def _interpolation_into(trained: Run, table: torch.Tensor, out: Path, fmt: str | None
+def _interpolation_into(trained: Trained, table: torch.Tensor, out: Path, fmt: str | None
                         ) -> list[Path]:
     modality, opts = trained.model.modality, trained.model.options
     modality.check_format(fmt)

@@ -30,18 +30,19 @@ from typing import Any
 
 import torch
 
+from latentgen.assembly.rundir import RunDir
+from latentgen.assembly.trained import Trained
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks
-from latentgen.evaluation.baselines import REGIME_RULE, baseline_pca, regime
-from latentgen.evaluation.defaults import TRAIN_SAMPLE
-from latentgen.evaluation.inference import infer_latents, per_example_mse, spread_subset
-from latentgen.evaluation.plot import line_chart, write_chart
+from latentgen.measures.baselines import baseline_pca
+from latentgen.measures.defaults import TRAIN_SAMPLE
+from latentgen.measures.inference import infer_latents, per_example_mse, spread_subset
+from latentgen.measures.synthesis import synthesis_quality
+from latentgen.outputs.curves import CURVE_COLUMNS, PCA_TEST_COLUMN, curves_png, synthesis_png
+from latentgen.outputs.plot import write_chart
 from latentgen.runtime.files import atomic_write
-from latentgen.training.observers import EpochEvent, Observer, StartEvent
+from latentgen.training.observers import EpochEvent, Observer, StartEvent, TrainingContext
 
-CURVE_COLUMNS = {"train": "eval_train_mse", "test": "test_mse", "negative": "negative_mse"}
-#: PCA's test error at the generator's d, beside the curves (the verdict uses it)
-PCA_TEST_COLUMN = "pca_test_mse"
 #: MAP steps refining the banked latents of the training examples the curves measure (they
 #: are Langevin samples of the current model, near its mode)
 CURVE_REFINE_STEPS = 10
@@ -144,27 +145,28 @@ class CurveObserver(Observer):
 
     def __init__(self) -> None:
         self.tracker: CurveTracker | None = None
+        self.context: TrainingContext
         #: when curves.png was last drawn (``time.monotonic``), None before the first time
         self._drawn_at: float | None = None
 
     def on_start(self, event: StartEvent) -> None:
-        t = event.trainer
-        self.trainer = t
-        self.tracker = CurveTracker(t.model, t.device, t.data, t.held_out,
-                                    t.config.eval_steps, t.masks, t.config.eval_examples,
-                                    t.config.eval_warm_steps)
-        evaluated = [int(r["epoch"]) for r in t.rows if r.get("test_mse") not in (None, "")
+        c = self.context = event.context
+        self.run = RunDir(c.run_dir)
+        self.tracker = CurveTracker(c.model, c.device, c.data, dict(c.held_out),
+                                    c.config.eval_steps, c.masks, c.config.eval_examples,
+                                    c.config.eval_warm_steps)
+        evaluated = [int(r["epoch"]) for r in c.rows if r.get("test_mse") not in (None, "")
                      or r.get("negative_mse") not in (None, "")]
         if evaluated:  # resumed: go on from the last evaluation's latents
             self.tracker.load_warm(self._warm_path, evaluated[-1])
 
     @property
     def _warm_path(self) -> Path:
-        return self.trainer.run.checkpoints_dir / WARM_LATENTS
+        return self.run.checkpoints_dir / WARM_LATENTS
 
     def on_epoch(self, event: EpochEvent) -> None:
         assert self.tracker is not None, "on_start comes first"
-        cfg = self.trainer.config
+        cfg = self.context.config
         evaluated = self.tracker.held_out and (event.epoch % cfg.eval_every == 0
                                                or event.epoch == cfg.epochs)
         if evaluated:
@@ -177,93 +179,30 @@ class CurveObserver(Observer):
         now = time.monotonic()
         if (evaluated or event.epoch == cfg.epochs or self._drawn_at is None
                 or now - self._drawn_at >= REDRAW_SECONDS):
-            self.tracker.plot(event.rows, self.trainer.run.curves_path)
+            self.tracker.plot(event.rows, self.run.curves_path)
             self._drawn_at = now
         every = cfg.synthesis_every
         if every and (event.epoch % every == 0 or event.epoch == cfg.epochs):
             event.row.update(self._synthesis(event))
-            write_chart(self.trainer.run.path / "synthesis.png", synthesis_png(event.rows))
+            write_chart(self.run.path / "synthesis.png", synthesis_png(event.rows))
 
     def _synthesis(self, event: EpochEvent) -> dict[str, float]:
         """The synthesis measures of the generator as it is (seeded: no training randomness
         is drawn, so a resumed run stays equal to an uninterrupted one)."""
-        from latentgen.evaluation.run import Run
-        from latentgen.evaluation.synthesis import synthesis_quality
-
-        t = self.trainer
-        test = t.held_out.get("test")
-        generator = t.model.generator
+        c = self.context
+        test = c.held_out.get("test")
+        generator = c.model.generator
         generator.eval()
         try:
-            found = synthesis_quality(Run(t.run, t.model, event.latents, event.epoch, t.device),
-                                      test if test is not None else t.data,
+            trained = Trained(c.model, event.latents, c.device, epoch=event.epoch,
+                              training_data=c.data)
+            found = synthesis_quality(trained, test if test is not None else c.data,
                                       "test" if test is not None else "train",
-                                      reference_is_train=test is None, train=t.data,
-                                      seed=t.config.seed)
+                                      reference_is_train=test is None, train=c.data,
+                                      seed=c.config.seed)
         finally:
             generator.train()
         return {k: round(found[k], 4) for k in SYNTHESIS_COLUMNS}
 
 
-def curves_png(rows: list[dict[str, Any]], pca: dict[str, float] | None = None,
-               units: str = "per-element MSE") -> bytes:
-    """The error curves of a metrics table (as written or as read back from CSV)."""
-    series = curve_series(rows)
-    hlines = {f"PCA {k}": v for k, v in (pca or {}).items() if k in series}
-    return line_chart(series, title="reconstruction error over training", xlabel="epoch",
-                      ylabel=units, hlines=hlines)
-
-
-def curve_series(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
-    """(epoch, error) points of each curve of a metrics table: train, test and negative where
-    evaluated, and the running training error of every epoch."""
-    series: dict[str, list[tuple[float, float]]] = {}
-    for name, column in CURVE_COLUMNS.items():
-        pts = [(float(r["epoch"]), float(r[column])) for r in rows if r.get(column) not in
-               (None, "")]
-        if pts:
-            series[name] = pts
-    # every epoch's running training error (at the Langevin samples of the epoch, while the
-    # generator moved), beside the evaluated train error at MAP latents when there is one
-    running = [(float(r["epoch"]), float(r["train_mse"])) for r in rows
-               if r.get("train_mse") not in (None, "")]
-    if running:
-        series["train (running)" if "train" in series else "train"] = running
-    return series
-
-
-def synthesis_png(rows: list[dict[str, Any]]) -> bytes:
-    """The model's SWD over epochs, with the last PCA and floor values as dashed lines."""
-    done = [r for r in rows if r.get("swd") not in (None, "")]
-    series = {"model": [(float(r["epoch"]), float(r["swd"])) for r in done]}
-    last = done[-1] if done else {}
-    hlines = {name: float(last[key]) for name, key in (("PCA", "swd_pca"),
-                                                       ("floor", "swd_floor")) if key in last}
-    return line_chart(series, title="synthesis: sliced Wasserstein distance of prior samples",
-                      xlabel="epoch", ylabel="SWD (x 1e3)", hlines=hlines)
-
-
-def evaluation_share(rows: list[dict[str, Any]]) -> tuple[float, float] | None:
-    """(seconds the evaluations took, that over the epochs' training seconds) of a metrics
-    table, or None when nothing was evaluated."""
-    spent = [float(r["eval_seconds"]) for r in rows if r.get("eval_seconds") not in (None, "")]
-    trained = sum(float(r["seconds"]) for r in rows if r.get("seconds") not in (None, ""))
-    if not spent or trained <= 0:
-        return None
-    return sum(spent), sum(spent) / trained
-
-
-def final_regime(rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]] | None:
-    """The regime the last row holding all three errors shows, with those errors."""
-    for r in reversed(rows):
-        vals = {k: r.get(c) for k, c in CURVE_COLUMNS.items()}
-        if all(v not in (None, "") for v in vals.values()):
-            errs = {k: float(v) for k, v in vals.items() if v is not None}
-            pca = r.get(PCA_TEST_COLUMN)
-            return regime(errs["train"], errs["test"], errs["negative"],
-                          pca_test=float(pca) if pca not in (None, "") else None), errs
-    return None
-
-
-__all__ = ["CurveObserver", "CurveTracker", "REGIME_RULE", "curve_series", "curves_png",
-           "evaluation_share", "final_regime"]
+__all__ = ["CurveObserver", "CurveTracker"]

@@ -25,21 +25,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from latentgen.assembly.trained import Source, Trained
 from latentgen.data.examples import Examples
 from latentgen.errors import UserError
-from latentgen.evaluation.baselines import fit_pca
-from latentgen.evaluation.defaults import DEFAULT_SYNTHESIS_N
-from latentgen.evaluation.swd import SWDReference
-from latentgen.evaluation.work import at_scale, synthesis_batches
+from latentgen.measures.baselines import fit_pca
+from latentgen.measures.defaults import DEFAULT_SYNTHESIS_N
+from latentgen.measures.registry import Block, Line, Request, Table, register_measure
+from latentgen.measures.swd import SWDReference
 from latentgen.runtime.seeding import derived_generator
-
-if TYPE_CHECKING:
-    from latentgen.evaluation.run import Run
 
 #: feature pictures per set at most (a video gives one per frame): evenly spaced beyond it
 MAX_PICTURES = 4096
@@ -104,7 +103,7 @@ def _pick(n_total: int, n: int, seed: int, key: str, exclude: Tensor | None = No
     return order[:n].sort().values
 
 
-def _pictures(run: Run, x: Tensor, options: Any = None) -> Tensor:
+def _pictures(run: Trained, x: Tensor, options: Any = None) -> Tensor:
     model = run.model
     pics = model.modality.feature_pictures(x, options or model.options).float()
     if len(pics) > MAX_PICTURES:
@@ -116,7 +115,7 @@ def _examples(data: Examples, index: Tensor, batch_size: int = 512) -> Tensor:
     return torch.cat([data.get(part) for part in index.split(batch_size)])
 
 
-def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT_SYNTHESIS_N,
+def synthesis_quality(run: Trained, reference: Examples, name: str, n: int = DEFAULT_SYNTHESIS_N,
                       seed: int = 0, batch_size: int = 256,
                       reference_is_train: bool = False, extractor: str | None = None,
                       extractor_weights: str | None = None, train: Examples | None = None,
@@ -131,7 +130,7 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
     hold data of that size, and PCA keeps as many components as the larger latent field has
     numbers."""
     if n < 2:
-        raise UserError(f"--n must be at least 2 for the synthesis measures, got {n}")
+        raise UserError(f"`n` must be at least 2 for the synthesis measures, got {n}")
     if train is None:
         train = reference if reference_is_train else run.training_examples()
     # N of each set: as many as the reference holds, and as the training data holds for the
@@ -148,12 +147,12 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
     ref_index = _pick(len(reference), n, seed, "swd-reference")
     floor_index = _pick(len(train), n, seed, "swd-floor",
                         exclude=ref_index if reference_is_train else None)
-    options, prior = at_scale(run, scale)
+    options, prior = run.at_scale(scale)
     ref_pictures = _pictures(run, _examples(reference, ref_index), options)
     ref = SWDReference(ref_pictures, seed=seed)
 
-    samples = torch.cat(list(synthesis_batches(run, n, seed=seed, batch_size=batch_size,
-                                               scale=scale)))
+    samples = torch.cat(list(run.synthesis_batches(n, seed=seed, batch_size=batch_size,
+                                                   scale=scale)))
     model = run.model
     ppca = fit_ppca(train, int(math.prod(prior.latent_shape)), run.device,
                     clip=model.modality.data_range)
@@ -170,7 +169,7 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
     if scale != 1:
         result["scale"] = scale
     if net is not None:
-        from latentgen.evaluation.features import feature_distances
+        from latentgen.measures.features import feature_distances
 
         lo, hi = model.modality.data_range
         # pictures within the data range are pixels: mapped from it, as a written file is
@@ -184,3 +183,107 @@ def synthesis_quality(run: Run, reference: Examples, name: str, n: int = DEFAULT
         # published FID: the original FID network on pixels, at equal N (papers: 50,000)
         result["fid_comparable"] = bool(getattr(net, "fid_comparable", False)) and pixels
     return result
+
+
+def quality_against(trained: Trained, reference: Source = "train",
+                    n: int = DEFAULT_SYNTHESIS_N, seed: int = 0, test: Source = None,
+                    extractor: str | None = None, extractor_weights: str | None = None,
+                    scale: int = 1) -> dict[str, Any]:
+    """``synthesis_quality`` against ``reference``: "train", "test" (``test``, else the run's
+    held-out data) or data (a path, a tensor, a Dataset). ``scale`` K > 1 measures samples K
+    times larger against the reference and training data opened K times larger (a texture
+    model: larger crops of its pictures)."""
+    kw: dict[str, Any] = {"extractor": extractor, "extractor_weights": extractor_weights}
+    model = trained.model
+    cfg = model.config
+    asked = reference if isinstance(reference, str) and reference in ("train", "test") else None
+    if asked == "test":
+        reference = test if test is not None else cfg.test_data
+        if reference is None:
+            raise UserError("`reference` test needs held-out data: give `test_data` (or "
+                            "train with it), or use `reference` train or a path")
+    if scale != 1:
+        options = trained.at_scale(scale)[0]
+        train = model.open_data(cfg.data, "the run's training data", options)
+        if asked == "train":
+            return synthesis_quality(trained, train, "train", n, seed, reference_is_train=True,
+                                     scale=scale, **kw)
+        if not isinstance(reference, (str, Path)):
+            raise UserError("`scale` measures against data given by path (or train / test), "
+                            "opened at the larger size; not tensors or datasets")
+        data = model.open_data(str(reference), "`reference`", options)
+        return synthesis_quality(trained, data, str(reference), n, seed, train=train,
+                                 scale=scale, **kw)
+    if asked == "train":
+        return synthesis_quality(trained, trained.training_examples(), "train", n, seed,
+                                 reference_is_train=True, **kw)
+    data, _ = trained.open_source(reference, "`test_data`" if asked else "`reference`")
+    name = asked or (str(reference) if isinstance(reference, (str, Path)) else "data")
+    return synthesis_quality(trained, data, name, n, seed, **kw)
+
+
+_SETS = (("model (prior samples)", "swd"), ("PCA (probabilistic, same d)", "swd_pca"),
+         ("floor (training examples)", "swd_floor"))
+
+
+def _present(result: dict[str, Any], trained: Trained, request: Request) -> list[Block]:
+    found = result["synthesis"]
+    levels = len(found["swd_levels"])
+    blocks: list[Block] = [Table(
+        f"synthesis — sliced Wasserstein distance (x 1e3) of {found['n']} examples from "
+        f"{found['reference']}", ("samples", "SWD", *[f"level {i + 1}" for i in range(levels)]),
+        tuple((name, f"{found[key]:.2f}", *[f"{v:.2f}" for v in found[key + "_levels"]])
+              for name, key in _SETS))]
+    if "fid" in found:
+        blocks.append(Table(f"in the features of {found['extractor']}",
+                            ("samples", "FID", "KID", "± se"),
+                            tuple((label, f"{found['fid' + sfx]:.2f}",
+                                   f"{found['kid' + sfx]:.4f}", f"{found['kid_se' + sfx]:.4f}")
+                                  for label, sfx in (("model", ""), ("PCA", "_pca"),
+                                                     ("floor", "_floor")))))
+    rel = found["rel"]
+    blocks.append(Line(f"rel = (model - floor) / (PCA - floor) = {rel:.3f}" if rel == rel else
+                       "rel: undefined (PCA's samples are no farther than the floor)"))
+    blocks.append(Line("rel 0: as close as real data; 1: no closer than PCA; levels run from "
+                       "the finest to the coarsest", dim=True))
+    if "fid" in found:
+        if found.get("fid_comparable"):
+            blocks.append(Line(f"FID in {found['extractor']}'s features: comparable with "
+                               f"published FID at equal N ({found['n']} here; papers use "
+                               "50,000)"))
+        else:
+            blocks.append(Line(f"FID in {found['extractor']}'s features: not comparable with "
+                               "published FID (only fid_inception on pictures is)", dim=True))
+    return blocks
+
+
+def _html(result: dict[str, Any], trained: Trained, request: Request) -> str:
+    import html
+
+    from latentgen.runtime.html import html_table
+
+    found = result["synthesis"]
+    rows = [[name, found[key], *found[key + "_levels"]] for name, key in _SETS]
+    levels = [f"level {i + 1}" for i in range(len(found["swd_levels"]))]
+    rel = found["rel"]
+    return ("<h2>Synthesis, measured</h2>" +
+            html_table(["samples", "SWD (x 1e3)", *levels], rows,
+                       fmt=lambda v: f"{v:.2f}" if isinstance(v, float) else str(v)) +
+            f'<p class="note">Sliced Wasserstein distance of {found["n"]} examples from '
+            f'{html.escape(str(found["reference"]))} (levels from the finest to the coarsest); '
+            f"rel = (model - floor) / (PCA - floor) = "
+            f"{f'{rel:.3f}' if rel == rel else 'undefined'}: 0 is as close as real data, 1 "
+            "no closer than PCA.</p>")
+
+
+@register_measure("synthesis", title="Synthesis, measured", present=_present, html=_html)
+def synthesis_measure(trained: Trained, request: Request) -> dict[str, Any]:
+    """``synthesis``: ``quality_against`` the request's ``reference`` (default: ``test`` when
+    it is given, else the training data), with its ``n``, ``seed``, ``extractor`` and
+    ``scale``."""
+    ref = request.reference if request.reference is not None else (
+        "test" if request.test_data is not None else "train")
+    return {"synthesis": quality_against(
+        trained, ref, n=request.n, seed=request.seed, test=request.test_data,
+        extractor=request.extractor, extractor_weights=request.extractor_weights,
+        scale=request.scale)}

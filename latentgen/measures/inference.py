@@ -20,7 +20,7 @@ import torch
 
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks
-from latentgen.evaluation.defaults import (
+from latentgen.measures.defaults import (
     COLD_ANNEAL,
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
@@ -30,7 +30,7 @@ from latentgen.model.samplers import AdaptiveMAP
 from latentgen.runtime.seeding import derived_generator
 
 if TYPE_CHECKING:
-    from latentgen.training.assembly import Model
+    from latentgen.assembly.model import Model
 
 
 
@@ -124,3 +124,18 @@ def per_example_extras(model: Model, device: torch.device, data: Examples, z: to
         for name, v in model.modality.extra_metrics(y, x, model.options).items():
             parts.setdefault(name, []).append(v.cpu())
     return {name: torch.cat(v) for name, v in parts.items()}
+
+
+def masks_for(model: Model, spec: str, n_examples: int, what: str) -> Masks:
+    """The masks ``spec`` names (``--mask``) for ``n_examples`` examples of ``what``, drawn with
+    the run's seed: a training example gets the same holes it had in training."""
+    from latentgen.data.masks import parse_masks
+    from latentgen.errors import UserError
+
+    if model.observation.operator is not None:
+        raise UserError(f"`mask` {spec}: the run learned from indirect observations "
+                        f"(`observe` {model.config.observe}); leave `mask` out")
+    masks = parse_masks(spec, model.modality, model.options,
+                        tuple(model.generator.data_shape), seed=model.config.seed)
+    masks.check(n_examples, what)
+    return masks

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentgen.assembly.config import TrainConfig, learned_settings, read_toml
 from latentgen.errors import UserError
 from latentgen.plugins.registry import get_registry
 from latentgen.runtime.files import atomic_write, link_or_copy, temporary_name, write_error
-from latentgen.training.config import TrainConfig, learned_settings, read_toml
 
 CHECKPOINT_FORMAT = 1
 
@@ -170,7 +170,7 @@ class RunDir:
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         if not self.path.is_dir():
-            raise UserError(f"run directory {self.path} does not exist; give the --out folder "
+            raise UserError(f"run directory {self.path} does not exist; give the `out` folder "
                             "of a training run")
         if not self.last_checkpoint.exists():
             raise UserError(f"{self.path} holds no checkpoint (checkpoints/last.pt); give the "

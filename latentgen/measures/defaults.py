@@ -1,5 +1,5 @@
 """Inference defaults of the commands that work on a trained run (no torch import: command
-help shows them). ``latentgen.evaluation.inference`` says why they are what they are."""
+help shows them). ``latentgen.measures.inference`` says why they are what they are."""
 
 DEFAULT_STEPS = 300
 DEFAULT_SAMPLER = "map"
@@ -20,3 +20,22 @@ DEFAULT_NLL_SAMPLES = 128
 TRAIN_SAMPLE = 512
 #: examples per batch of inference and synthesis (what the layers' forms are tuned for)
 INFERENCE_BATCH = 256
+#: the anomaly score `score` writes in its ``score`` column (``latentgen.measures.anomaly``)
+DEFAULT_SCORE = "joint"
+
+
+class Defaults:
+    """The defaults above by the name of the argument or option they are the default of
+    (``latentgen.DEFAULTS.infer_steps``): what the command line's help shows."""
+
+    infer_steps = DEFAULT_STEPS
+    sampler = DEFAULT_SAMPLER
+    refine_steps = REFINE_STEPS
+    synthesis_n = DEFAULT_SYNTHESIS_N
+    nll_samples = DEFAULT_NLL_SAMPLES
+    train_examples = TRAIN_SAMPLE
+    inference_batch = INFERENCE_BATCH
+    score = DEFAULT_SCORE
+
+
+DEFAULTS = Defaults()

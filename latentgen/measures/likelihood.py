@@ -23,14 +23,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from latentgen.assembly.trained import Source, Trained
 from latentgen.data.examples import Examples
-from latentgen.evaluation.defaults import DEFAULT_NLL_SAMPLES
-from latentgen.evaluation.inference import infer_latents
+from latentgen.measures.defaults import DEFAULT_NLL_SAMPLES
+from latentgen.measures.inference import infer_latents
+from latentgen.measures.registry import Block, Line, Request, Table, register_measure
 from latentgen.runtime.seeding import derived_generator
 
 if TYPE_CHECKING:
-    from latentgen.evaluation.synthesis import PPCA
-    from latentgen.training.assembly import Model
+    from latentgen.assembly.model import Model
+    from latentgen.measures.synthesis import PPCA
 
 #: proposal draws per example
 DEFAULT_SAMPLES = DEFAULT_NLL_SAMPLES
@@ -144,3 +146,68 @@ def likelihood_summary(model: Model, ppca: PPCA, data: Examples, device: torch.d
     return {"nll": float(nll.mean()), "nll_se": se, "bits_per_dim": float(nll.mean()) / per_dim,
             "bits_per_dim_se": se / per_dim, "pca_nll": float(-exact.mean()),
             "pca_bits_per_dim": float(-exact.mean()) / per_dim, "n": n, "samples": samples}
+
+
+def log_likelihood(trained: Trained, data: Source, samples: int = DEFAULT_SAMPLES,
+                   steps: int = 300, seed: int = 0, ppca: PPCA | None = None
+                   ) -> dict[str, Any]:
+    """``likelihood_summary`` of ``data`` under ``trained``, beside probabilistic PCA of its
+    training data (``ppca``, when fit already) at the same number of latent numbers."""
+    from latentgen.errors import UserError
+    from latentgen.measures.synthesis import fit_ppca
+
+    if samples < 2:
+        raise UserError(f"`nll_samples` must be at least 2, got {samples}")
+    model = trained.model
+    if model.observation.operator is not None:
+        raise UserError("`nll` is not available for a run learned from indirect "
+                        "observations (`observe`); compare it by recovery error")
+    if not model.prior.normalized:
+        raise UserError(f"`nll` needs a prior with a normalised density; the run's "
+                        f"'{model.config.prior}' prior is known up to its constant only "
+                        "(compare such runs by `synthesis` or by reconstruction error)")
+    examples, _ = trained.open_source(data, "`test_data`")
+    if ppca is None:
+        ppca = fit_ppca(trained.training_examples(),
+                        int(math.prod(model.generator.latent_shape)), trained.device)
+    return likelihood_summary(model, ppca, examples, trained.device, samples, steps, seed)
+
+
+def _present(result: dict[str, Any], trained: Trained, request: Request) -> list[Block]:
+    found = result["nll"]
+    rows = tuple((name, str(r["n"]), f"{r['nll']:.1f}", f"{r['nll_se']:.1f}",
+                  f"{r['bits_per_dim']:.3f}", f"{r['pca_nll']:.1f}",
+                  f"{r['pca_bits_per_dim']:.3f}") for name, r in found.items())
+    some = next(iter(found.values()))
+    return [Table("negative log-likelihood (model space), lower is better",
+                  ("set", "examples", "model nats", "± se", "model bits/dim", "PCA nats",
+                   "PCA bits/dim"), rows),
+            Line(f"importance sampling: {some['samples']} draws per example from the Laplace "
+                 "approximation at the posterior mode; PCA: exact, same number of latent "
+                 "numbers", dim=True)]
+
+
+@register_measure("nll", title="Negative log-likelihood", present=_present, report=False)
+def nll_measure(trained: Trained, request: Request) -> dict[str, Any]:
+    """``nll``: for the request's ``test`` and ``negative`` sets, ``log_likelihood`` with
+    ``nll_samples`` draws per example (probabilistic PCA fit once for both)."""
+    from latentgen.errors import UserError
+    from latentgen.measures.synthesis import fit_ppca
+
+    held = {k: v for k, v in (("test", request.test_data), ("negative", request.negative_data))
+            if v is not None}
+    if not held:
+        raise UserError("`nll` needs held-out data: give `test_data` (and `negative_data`)")
+    if request.nll_samples < 2:
+        raise UserError(f"`nll_samples` must be at least 2, got {request.nll_samples}")
+    found: dict[str, Any] = {}
+    ppca = None
+    for name, source in held.items():
+        if ppca is None and trained.model.observation.operator is None \
+                and trained.model.prior.normalized:
+            ppca = fit_ppca(trained.training_examples(),
+                            int(math.prod(trained.model.generator.latent_shape)),
+                            trained.device)
+        found[name] = log_likelihood(trained, source, samples=request.nll_samples,
+                                     steps=request.infer_steps, seed=request.seed, ppca=ppca)
+    return {"nll": found}

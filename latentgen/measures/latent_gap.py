@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from latentgen.assembly.trained import Trained
+from latentgen.measures.registry import Block, Line, Request, register_measure
 from latentgen.model.priors import LatentMoments, Prior
 from latentgen.runtime.seeding import derived_generator
 
@@ -90,3 +92,31 @@ def latent_gap(latents: Tensor, prior: Prior, seed: int = 0) -> dict[str, Any]:
             "bank_var": float(cov_b.diagonal().mean()), "prior_var": float(cov_p.diagonal().mean()),
             "kl": _gaussian_kl(mean_b, cov_b, mean_p, cov_p), "mmd": mmd,
             "mmd_threshold": threshold, "n": int(len(pick)), "matches": mmd <= threshold}
+
+
+def _describe(gap: dict[str, Any]) -> str:
+    return (f"mean {gap['mean_distance']:.2f} prior standard deviations off, covariance "
+            f"eigenvalues {gap['cov_eig_min']:.2f} to {gap['cov_eig_max']:.2f} of the "
+            f"prior's, KL {gap['kl']:.2f} nats")
+
+
+def _present(result: dict[str, Any], trained: Trained, request: Request) -> list[Block]:
+    gap = result["latents"]
+    verdict = ("follow the prior" if gap["matches"] else
+               "differ from the prior (prior samples fall where the generator saw no latent)")
+    return [Line(f"banked latents {verdict}: {_describe(gap)}, MMD^2 {gap['mmd']:.4f} (noise "
+                 f"level {gap['mmd_threshold']:.4f})")]
+
+
+def _html(result: dict[str, Any], trained: Trained, request: Request) -> str:
+    gap = result["latents"]
+    return (f"<p>Banked latents {'follow' if gap['matches'] else 'differ from'} the prior: "
+            f"{_describe(gap)}, MMD<sup>2</sup> {gap['mmd']:.4f} (noise "
+            f"level {gap['mmd_threshold']:.4f}).</p>")
+
+
+@register_measure("latents", title="Latents against the prior", present=_present, html=_html,
+                  default=True)
+def latents_measure(trained: Trained, request: Request) -> dict[str, Any]:
+    """``latents``: ``latent_gap`` of the banked latents and the prior."""
+    return {"latents": latent_gap(trained.latents, trained.model.prior, seed=request.seed)}

@@ -1,0 +1,2 @@
+"""Measures of a trained model: plain functions registered by name (``registry``); the
+built-in ones and running them: ``catalog``."""

@@ -1,0 +1,1 @@
+"""Files a person opens: samples, reconstructions, interpolations, charts and the report."""
