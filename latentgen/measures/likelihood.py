@@ -148,13 +148,10 @@ def likelihood_summary(model: Model, ppca: PPCA, data: Examples, device: torch.d
             "pca_bits_per_dim": float(-exact.mean()) / per_dim, "n": n, "samples": samples}
 
 
-def log_likelihood(trained: Trained, data: Source, samples: int = DEFAULT_SAMPLES,
-                   steps: int = 300, seed: int = 0, ppca: PPCA | None = None
-                   ) -> dict[str, Any]:
-    """``likelihood_summary`` of ``data`` under ``trained``, beside probabilistic PCA of its
-    training data (``ppca``, when fit already) at the same number of latent numbers."""
+def check_likelihood(trained: Trained, samples: int) -> None:
+    """Refuse (one line) what has no estimate: too few samples, a run learned from indirect
+    observations, a prior known up to its constant only."""
     from latentgen.errors import UserError
-    from latentgen.measures.synthesis import fit_ppca
 
     if samples < 2:
         raise UserError(f"`nll_samples` must be at least 2, got {samples}")
@@ -166,11 +163,27 @@ def log_likelihood(trained: Trained, data: Source, samples: int = DEFAULT_SAMPLE
         raise UserError(f"`nll` needs a prior with a normalised density; the run's "
                         f"'{model.config.prior}' prior is known up to its constant only "
                         "(compare such runs by `synthesis` or by reconstruction error)")
+
+
+def linear_model(trained: Trained) -> PPCA:
+    """Probabilistic PCA of the training data with as many components as the generator has
+    latent numbers: the exact likelihood beside the estimate."""
+    from latentgen.measures.synthesis import fit_ppca
+
+    return fit_ppca(trained.training_examples(),
+                    int(math.prod(trained.model.generator.latent_shape)), trained.device)
+
+
+def log_likelihood(trained: Trained, data: Source, samples: int = DEFAULT_SAMPLES,
+                   steps: int = 300, seed: int = 0, ppca: PPCA | None = None
+                   ) -> dict[str, Any]:
+    """``likelihood_summary`` of ``data`` under ``trained``, beside probabilistic PCA of its
+    training data (``ppca`` when fit already, else ``linear_model``)."""
+    check_likelihood(trained, samples)
     examples, _ = trained.open_source(data, "`test_data`")
-    if ppca is None:
-        ppca = fit_ppca(trained.training_examples(),
-                        int(math.prod(model.generator.latent_shape)), trained.device)
-    return likelihood_summary(model, ppca, examples, trained.device, samples, steps, seed)
+    ppca = ppca if ppca is not None else linear_model(trained)
+    return likelihood_summary(trained.model, ppca, examples, trained.device, samples, steps,
+                              seed)
 
 
 def _present(result: dict[str, Any], trained: Trained, request: Request) -> list[Block]:
@@ -192,22 +205,14 @@ def nll_measure(trained: Trained, request: Request) -> dict[str, Any]:
     """``nll``: for the request's ``test`` and ``negative`` sets, ``log_likelihood`` with
     ``nll_samples`` draws per example (probabilistic PCA fit once for both)."""
     from latentgen.errors import UserError
-    from latentgen.measures.synthesis import fit_ppca
 
     held = {k: v for k, v in (("test", request.test_data), ("negative", request.negative_data))
             if v is not None}
     if not held:
         raise UserError("`nll` needs held-out data: give `test_data` (and `negative_data`)")
-    if request.nll_samples < 2:
-        raise UserError(f"`nll_samples` must be at least 2, got {request.nll_samples}")
-    found: dict[str, Any] = {}
-    ppca = None
-    for name, source in held.items():
-        if ppca is None and trained.model.observation.operator is None \
-                and trained.model.prior.normalized:
-            ppca = fit_ppca(trained.training_examples(),
-                            int(math.prod(trained.model.generator.latent_shape)),
-                            trained.device)
-        found[name] = log_likelihood(trained, source, samples=request.nll_samples,
-                                     steps=request.infer_steps, seed=request.seed, ppca=ppca)
+    check_likelihood(trained, request.nll_samples)
+    ppca = linear_model(trained)  # one fit for both sets
+    found = {name: log_likelihood(trained, source, samples=request.nll_samples,
+                                  steps=request.infer_steps, seed=request.seed, ppca=ppca)
+             for name, source in held.items()}
     return {"nll": found}
