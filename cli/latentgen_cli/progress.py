@@ -1,5 +1,7 @@
-"""The rich progress display: for training, an epoch bar with loss, reconstruction error and
-examples/s (an observer); for batch jobs, a plain bar."""
+"""The progress display: for training, an epoch bar with loss, reconstruction error and
+examples/s (an observer); for batch jobs, a plain bar. When the output is not a terminal (a
+batch job's log, CI) the bars give way to plain lines: one per epoch, one every
+``PLAIN_EVERY`` seconds within a long epoch or job, and one at the end."""
 
 from __future__ import annotations
 
@@ -19,11 +21,25 @@ from rich.progress import (
 
 from latentgen import BatchEvent, EpochEvent, Observer, StartEvent
 
+#: seconds between two plain progress lines within an epoch (or a batch job)
+PLAIN_EVERY = 60.0
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
 
 class TrainingProgress(Observer):
-    def __init__(self, console: Console | None = None) -> None:
+    """``plain``: lines instead of the bar (default: when the console is not a terminal)."""
+
+    def __init__(self, console: Console | None = None, plain: bool | None = None) -> None:
         console = console or Console(emoji=False)
         self.console = console
+        self.plain = not console.is_terminal if plain is None else plain
+        self._said = 0.0  # when the last plain line was printed
+        self._done = 0    # batches done in this invocation
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}  mse {task.fields[mse]}  {task.fields[speed]}"),
@@ -57,52 +73,94 @@ class TrainingProgress(Observer):
                            f"L = {config.langevin_steps}, "
                            f"epochs {start_epoch + 1}..{config.epochs}"
                            + _precision_note(config.precision, event.context))
+        self.remaining = remaining
+        self._t0 = self._said = time.perf_counter()
+        self._seen = self._done = 0
+        if self.plain:
+            self.task = "plain"  # lines instead of the bar
+            return
         self.progress.start()
         self.task = self.progress.add_task("train", total=remaining, epoch="-", loss="-",
                                            mse="-", speed="")
-        self._t0 = time.perf_counter()
-        self._seen = 0
 
     def on_batch(self, event: BatchEvent) -> None:
         epoch, stats = event.epoch, event.stats
         self._seen += stats.examples
-        rate = self._seen / max(1e-9, time.perf_counter() - self._t0)
+        self._done += 1
+        now = time.perf_counter()
+        rate = self._seen / max(1e-9, now - self._t0)
+        if self.plain:
+            if now - self._said >= PLAIN_EVERY:
+                self._line(f"epoch {epoch}/{self.total_epochs} batch {stats.batch}/"
+                           f"{self.batches}", event.step, stats.loss, stats.mse, rate, now)
+            return
         self.progress.update(self.task, advance=1, epoch=f"{epoch}/{self.total_epochs}",
                              loss=f"{stats.loss:.1f}", mse=f"{stats.mse:.4f}",
                              speed=f"{rate:.0f} ex/s")
 
     def on_epoch(self, event: EpochEvent) -> None:
+        if self.plain:
+            row = event.row
+            rate = self._seen / max(1e-9, time.perf_counter() - self._t0)
+            self._line(f"epoch {event.epoch}/{self.total_epochs} done", event.step,
+                       float(row["loss"]), float(row["train_mse"]), rate,
+                       time.perf_counter())
+            return
         self.progress.update(self.task, mse=f"{event.row['train_mse']:.4f}")
+
+    def _line(self, where: str, step: int, loss: float, mse: float, rate: float,
+              now: float) -> None:
+        """One plain line: where, step, loss, error, examples/s, time taken and left."""
+        spent = now - self._t0
+        left = spent / self._done * (self.remaining - self._done) if self._done else 0.0
+        self.console.print(f"{where}  step {step}  loss {loss:.1f}  mse {mse:.5f}  "
+                           f"{rate:.0f} ex/s  {_clock(spent)} spent  {_clock(left)} left",
+                           highlight=False, soft_wrap=True)
+        self._said = now
 
     def close(self) -> None:
         # The display starts only once training starts, so input errors print nothing here.
-        if self.task is not None:
+        if self.task is not None and not self.plain:
             self.progress.stop()
             self.task = None
 
 
 class BatchProgress:
-    """A bar for batch jobs (synthesis of many files), shown once the first batch is done."""
+    """A bar for batch jobs (synthesis of many files), shown once the first batch is done;
+    ``plain`` (default: when the console is not a terminal): a line every ``PLAIN_EVERY``
+    seconds and one at the end."""
 
-    def __init__(self, console: Console, label: str, total: int) -> None:
+    def __init__(self, console: Console, label: str, total: int,
+                 plain: bool | None = None) -> None:
         self.progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TimeRemainingColumn(), console=console)
-        self.total = total
+        self.console, self.label, self.total = console, label, total
+        self.plain = not console.is_terminal if plain is None else plain
         self.task: Any = None
+        self._t0 = self._said = time.perf_counter()
 
     def __enter__(self) -> BatchProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.task is not None:
+        if self.task is not None and not self.plain:
             self.progress.stop()
 
     def update(self, done: int, total: int) -> None:
+        if self.plain:
+            now = time.perf_counter()
+            if now - self._said >= PLAIN_EVERY or done >= total:
+                spent = now - self._t0
+                left = spent / done * (total - done) if done else 0.0
+                self.console.print(f"{self.label}: {done}/{total} ({100 * done / total:.0f} %)"
+                                   f"  {done / max(1e-9, spent):.1f} /s  {_clock(spent)} spent"
+                                   f"  {_clock(left)} left", highlight=False, soft_wrap=True)
+                self._said = now
+            return
         if self.task is None:
             self.progress.start()
             self.task = self.progress.add_task("batch", total=total)
         self.progress.update(self.task, completed=done)
-
 
 
 def _precision_note(asked: str, context: Any) -> str:
