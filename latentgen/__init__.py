@@ -33,6 +33,7 @@ _EXPORTS = {
     "EpochEvent": "latentgen.training.observers",
     "CheckpointEvent": "latentgen.training.observers",
     "EndEvent": "latentgen.training.observers",
+    "SamplesEvent": "latentgen.training.observers",
     # measures
     "Request": "latentgen.measures.registry",
     "Table": "latentgen.measures.registry",
@@ -50,6 +51,8 @@ _EXPORTS = {
     "fid_cache": "latentgen.measures.features",
     "MASK_HELP": "latentgen.data.mask_specs",
     "output_folder": "latentgen.outputs.files",
+    "export_run": "latentgen.outputs.export",
+    "push_export": "latentgen.outputs.export",
     "tune_host_allocator": "latentgen.runtime.allocator",
     "write_error": "latentgen.runtime.files",
     # -- declarations (exports) --
@@ -99,6 +102,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from latentgen.model.priors import Prior, PriorSettings, StandardNormal
     from latentgen.model.samplers import GradientDescent, Langevin, Sampler
     from latentgen.outputs.curves import evaluation_share, final_regime
+    from latentgen.outputs.export import export_run, push_export
     from latentgen.outputs.files import output_folder
     from latentgen.outputs.report import Report
     from latentgen.plugins.hookspecs import hookimpl
@@ -113,6 +117,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
         EndEvent,
         EpochEvent,
         Observer,
+        SamplesEvent,
         StartEvent,
         TrainingContext,
     )

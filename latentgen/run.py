@@ -42,7 +42,7 @@ from latentgen.measures.registry import Request
 from latentgen.model.generator import Generator
 from latentgen.model.priors import Prior
 from latentgen.model.tuning import tune
-from latentgen.outputs import files
+from latentgen.outputs import export, files
 from latentgen.runtime.devices import resolve_device
 from latentgen.runtime.speed import prepare_generator
 
@@ -54,16 +54,28 @@ class Run(Trained):
     def __init__(self, run: RunDir, model: Model, latents: torch.Tensor, epoch: int,
                  device: torch.device) -> None:
         super().__init__(model, latents, device, epoch=epoch, run_dir=run)
-        #: the run directory (``config.toml``, checkpoints, metrics) this model was loaded from
+        #: the run directory (``config.toml``, checkpoints, metrics) this model was loaded from;
+        #: for an exported folder (``export``), that folder (its metrics.csv, report.html)
         self.run_dir: RunDir = run
+        #: whether it was loaded from an exported folder rather than a run directory
+        self.exported = export.is_export(run.path) and not run.last_checkpoint.exists()
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> Run:
+        """The run in ``path``: a run directory, an exported folder (``export``) or
+        ``hf://OWNER/NAME``, an export on the Hugging Face Hub (needs ``latentgen[hub]``)."""
+        if export.is_hub(path):
+            path = export.hub_download(path)
         run = RunDir(path)
         dev = resolve_device(device)
-        state = run.load_checkpoint()
-        config = run.read_config()
-        run.check_unedited(config, state)
+        source = run.last_checkpoint
+        if export.is_export(run.path) and not source.exists():
+            config, state = export.read_export(run.path)  # safetensors and JSON: no pickle
+            source = run.path / export.WEIGHTS
+        else:
+            state = run.load_checkpoint()
+            config = run.read_config()
+            run.check_unedited(config, state)
         try:
             model = Model.from_config(config)
             # the moving average of the weights (--ema) is the model a run hands on
@@ -79,7 +91,7 @@ class Run(Trained):
         except (KeyError, TypeError, IndexError, ValueError, RuntimeError) as exc:
             said = " ".join(str(exc).split())  # state_dict errors run over many lines
             said = said if len(said) <= 300 else said[:297] + "..."
-            raise UserError(f"{run.last_checkpoint} is not a usable latentgen checkpoint "
+            raise UserError(f"{source} is not a usable latentgen checkpoint "
                             f"({type(exc).__name__}: {said}); give the folder of a training "
                             "run") from None
         model.generator.to(dev).eval()
@@ -161,7 +173,8 @@ class Run(Trained):
                                                  infer_steps=infer_steps, sampler=sampler,
                                                  mode=mode)
 
-    def evaluate(self, measures: Sequence[str] | None = None, **request: Any
+    def evaluate(self, measures: Sequence[str] | None = None, *,
+                 on_measure: Callable[[str, float], None] | None = None, **request: Any
                  ) -> dict[str, Any]:
         """The named measures (``latentgen.measure_names()``; default: reconstruction and
         latents), each a dict merged into the one returned, which `evaluate --json` prints.
@@ -169,7 +182,7 @@ class Run(Trained):
         ``infer_steps``, ``sampler``, ``mask``, ``train_examples``, ``reference``, ``n``,
         ``seed``, ``scale``, ``extractor``, ``extractor_weights``, ``nll_samples``,
         ``options``); ``test`` and ``negative`` are taken for ``test_data`` and
-        ``negative_data``.
+        ``negative_data``. ``on_measure(name, seconds)`` is called after each measure.
 
         reconstruction: the per-element error of the training data (from its banked
         latents; ``train_examples`` of them, evenly spread, or None: all), ``test_data`` and
@@ -189,7 +202,7 @@ class Run(Trained):
             raise UserError(f"evaluate: no option {', '.join(unknown)}; it takes {known}"
                             ) from None
         return run_measures(self, default_measures() if measures is None else measures,
-                            asked)
+                            asked, on_measure)
 
     def score(self, data: Source = None, infer_steps: int = DEFAULT_STEPS,
               sampler: str = DEFAULT_SAMPLER, mask: str | None = None,
@@ -236,13 +249,37 @@ class Run(Trained):
                                          extractor_weights=extractor_weights, scale=scale)
 
     # -- files ---------------------------------------------------------------------------
+    def export(self, out: str | Path) -> Path:
+        """The model as a portable folder ``out``: ``model.safetensors`` (generator, prior,
+        observation, latent bank), ``config.json``, a model card ``README.md`` and a sample
+        grid; ``latentgen.load_run(out)`` loads it back, without pickle
+        (``latentgen.outputs.export``). Written whole or not at all."""
+        return export.export_run(self, out)
+
+    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None
+                    ) -> str:
+        """Export the model and upload it to the Hugging Face Hub repository ``repo_id``
+        (OWNER/NAME); ``latentgen.load_run("hf://OWNER/NAME")`` loads it. Needs
+        ``latentgen[hub]``. Returns the repository's address."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="latentgen-push-") as tmp:
+            folder = export.export_run(self, Path(tmp) / "export")
+            return export.push_export(folder, repo_id, private=private, token=token)
+
     def save_synthesis(self, out: str | Path, n: int = 64, seed: int = 0,
                        batch_size: int = 256, fmt: str | None = None,
                        on_progress: Callable[[int, int], None] | None = None,
-                       scale: int = 1) -> list[Path]:
-        """``n`` samples written as files (streamed, a batch at a time) plus a grid."""
+                       scale: int = 1, shard: str | tuple[int, int] | None = None
+                       ) -> list[Path]:
+        """``n`` samples written as files (streamed, a batch at a time) plus a grid, each
+        file whole or not at all, listed in ``manifest.jsonl`` as it is written: running the
+        same call again after a kill writes only what is missing. ``shard``: ``"K/N"``,
+        ``"auto"`` (job-array variables) or None, see ``latentgen.outputs.files.
+        write_synthesis``."""
         return files.write_synthesis(self, n, out, seed=seed, batch_size=batch_size,
-                                       on_progress=on_progress, fmt=fmt, scale=scale)
+                                       on_progress=on_progress, fmt=fmt, scale=scale,
+                                       shard=shard)
 
     def save_scores(self, scores: dict[str, torch.Tensor], out: str | Path,
                     names: list[str] | None = None) -> Path:

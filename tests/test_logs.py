@@ -4,9 +4,11 @@ every PLAIN_EVERY seconds within a long epoch or batch job) instead of the progr
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
+import time
 
 from rich.console import Console
 
@@ -50,3 +52,31 @@ def test_long_epochs_and_batch_jobs_say_how_far_they_are(tiny_data, tmp_path, mo
     said = out.getvalue().splitlines()
     assert [line.split()[1] for line in said] == ["4/10", "8/10", "10/10"]
     assert said[-1].startswith("synthesize: 10/10 (100 %)")
+
+
+def test_evaluate_into_a_log_says_each_measure(trained_run, tmp_path):
+    args = [sys.executable, "-m", "latentgen", "evaluate", str(trained_run), "--train-examples",
+            "8", "--infer-steps", "2"]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    said = [line.split()[1] for line in done.stdout.splitlines()
+            if line.startswith("evaluate:")]
+    assert said == ["reconstruction", "latents"], done.stdout
+    assert "reconstruction error" in done.stdout  # the tables follow
+    done = subprocess.run([*args, "--json"], capture_output=True, text=True)
+    assert sorted(json.loads(done.stdout)) == ["latents", "pca", "train"]  # the JSON alone
+    assert done.stderr == ""
+
+
+def test_a_job_that_cannot_say_how_far_it_is_says_it_runs(monkeypatch):
+    monkeypatch.setattr(progress, "PLAIN_EVERY", 0.05)
+    out = io.StringIO()
+    with progress.Heartbeat(Console(file=out, width=200), "prepare", plain=True):
+        time.sleep(0.3)
+    said = out.getvalue().splitlines()
+    assert len(said) >= 2 and all(line.startswith("prepare: still working, 0:00 spent")
+                                  for line in said), said
+    out = io.StringIO()
+    with progress.Heartbeat(Console(file=out, width=200), "prepare", plain=False):
+        time.sleep(0.1)
+    assert out.getvalue() == ""  # a terminal: nothing

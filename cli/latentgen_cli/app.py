@@ -21,6 +21,7 @@ from .options import (
     with_params,
 )
 from .output import command_flags, fail, literal, make_console
+from .share import export
 from .verb_options import (
     DeviceOpt,
     FormatOpt,
@@ -29,6 +30,7 @@ from .verb_options import (
     RunArg,
     SamplerOpt,
     ScaleOpt,
+    ShardOpt,
 )
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
@@ -100,20 +102,28 @@ def synthesize(
     batch_size: int = typer.Option(256, help="Examples generated per batch (memory stays flat)."),
     scale: int = ScaleOpt,
     fmt: str | None = FormatOpt,
+    shard: str | None = ShardOpt,
     device: str = DeviceOpt,
 ) -> None:
-    """Synthesis: draw Z from the prior and write f(Z): N files plus a grid."""
+    """Synthesis: draw Z from the prior and write f(Z): N files plus a grid.
+
+    Restartable: each file appears whole or not at all and is listed in manifest.jsonl;
+    the same command again writes only what is missing. --shard K/N writes slice K of N
+    (the same files one job writes), e.g. one per task of a job array.
+    """
     import latentgen
 
     from .progress import BatchProgress
 
     console = make_console()
+    latentgen.output_folder(out)  # before the work
     trained = latentgen.load_run(run, device)
     with BatchProgress(console, "synthesize", n) as progress:
         files = trained.save_synthesis(out, n, seed=seed, batch_size=batch_size, fmt=fmt,
-                                       on_progress=progress.update, scale=scale)
-    console.print(f"wrote {n} examples and a grid to [bold]{literal(out)}[/] ({len(files)} "
-                  "files)")
+                                       on_progress=progress.update, scale=scale, shard=shard)
+    what = f"shard {shard} of {n} examples" if shard else f"{n} examples and a grid"
+    console.print(f"wrote {what} to [bold]{literal(out)}[/] ({len(files)} files, listed in "
+                  "its manifest)")
 
 
 @app.command()
@@ -185,6 +195,7 @@ def interpolate(
 app.command()(evaluate)
 app.command()(score)
 app.command()(report)
+app.command()(export)
 
 
 def prepare(
@@ -200,7 +211,10 @@ def prepare(
 
     settings = given_settings(ctx.params)  # --modality and --data, as train takes them
     modality, data = settings["modality"], settings.get("data")
-    result = latentgen.prepare(out, modality, data, **given_modality_options(ctx.params))
+    from .progress import Heartbeat
+
+    with Heartbeat(make_console(), "prepare"):
+        result = latentgen.prepare(out, modality, data, **given_modality_options(ctx.params))
     if as_json:
         print(json.dumps(result))
         return

@@ -108,12 +108,18 @@ def evaluate(
         "extractor_weights": extractor_weights, "scale": scale, "train_examples": train_n,
         "options": options}
     trained = latentgen.load_run(run, device)
+    console = make_console()
+    # a log (output not a terminal) is told how far the evaluation is, a line per measure
+    # (not with --json, whose output is the JSON alone; stderr is for the one error line)
+    said = None if console.is_terminal or as_json else (
+        lambda name, seconds: console.print(f"evaluate: {name} took {seconds:.1f} s",
+                                            highlight=False))
     with latentgen.fid_cache(fid_cache):
-        result = trained.evaluate(names, **asked)
+        result = trained.evaluate(names, on_measure=said, **asked)
     if as_json:
         print(json.dumps(finite_or_null(result), allow_nan=False))
         return
-    print_blocks(make_console(), latentgen.present(result, trained, latentgen.Request(**asked)))
+    print_blocks(console, latentgen.present(result, trained, latentgen.Request(**asked)))
 
 
 def score(

@@ -163,6 +163,37 @@ class BatchProgress:
         self.progress.update(self.task, completed=done)
 
 
+class Heartbeat:
+    """For a job that cannot say how far it is (``prepare`` decodes inside the modality's
+    reader): in a log (not a terminal), a line every ``PLAIN_EVERY`` seconds that it still
+    runs; in a terminal, nothing."""
+
+    def __init__(self, console: Console, label: str, plain: bool | None = None) -> None:
+        import threading
+
+        self.console, self.label = console, label
+        self.plain = not console.is_terminal if plain is None else plain
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._t0 = time.perf_counter()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(PLAIN_EVERY):
+            self.console.print(f"{self.label}: still working, "
+                               f"{_clock(time.perf_counter() - self._t0)} spent",
+                               highlight=False, soft_wrap=True)
+
+    def __enter__(self) -> Heartbeat:
+        if self.plain:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 def _precision_note(asked: str, context: Any) -> str:
     """", bf16" and, for --precision auto, what it chose and why (fp32 asked goes unsaid)."""
     if asked == "fp32":

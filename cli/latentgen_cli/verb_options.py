@@ -51,3 +51,11 @@ MeasureOptionOpt = typer.Option(None, "--measure-option", metavar="NAME=VALUE",
                                help="An option of a --measure that takes its own (repeat the "
                                "flag): request.options[NAME] == 'VALUE' (text; the measure "
                                "reads it).")
+ShardOpt = typer.Option(None, "--shard", metavar="K/N|auto|auto/N",
+                        help="Write only slice K of N (0 <= K < N) of the N examples: the same "
+                        "files one unsharded job writes for them; shard 0 writes the grid. "
+                        "auto: from a Slurm job array (SLURM_ARRAY_TASK_ID of "
+                        "SLURM_ARRAY_TASK_COUNT), a Kubernetes indexed job "
+                        "(JOB_COMPLETION_INDEX; give auto/N, N the completions) or torchrun "
+                        "(RANK of WORLD_SIZE); none set: the whole job.",
+                        show_default=False)

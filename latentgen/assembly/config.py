@@ -111,9 +111,9 @@ class TrainConfig:
                                     "last.pt only.", unit="epochs", minimum=0,
                                     panel="Data and run")
     observers: list[str] = setting([], "Extra observers of training by name (repeat the "
-                                   "flag): tensorboard, or one a plugin registers; none alone "
-                                   "clears them (on `resume`). metrics.csv and metrics.jsonl "
-                                   "are always written.",
+                                   "flag): tensorboard, wandb, mlflow, or one a plugin "
+                                   "registers; none alone clears them (on `resume`). "
+                                   "metrics.csv and metrics.jsonl are always written.",
                                    panel="Data and run", resumable=True,
                                    repeat_flag="--observer")
     test_data: str | None = setting(None, "Held-out data of the training category: its error "

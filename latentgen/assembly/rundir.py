@@ -193,6 +193,10 @@ class RunDir:
             raise UserError(f"{path} holds Python code (pickled objects), so it is not a "
                             "latentgen checkpoint; it was not loaded") from None
         except Exception as exc:  # corrupt, truncated or foreign
+            if "_use_new_zipfile_serialization" in str(exc):
+                # a plain (pre-zip) pickle: latentgen always wrote the zip form
+                raise UserError(f"{path} is an old-style PyTorch pickle file, not a latentgen "
+                                "checkpoint; it was not loaded") from None
             raise UserError(f"cannot read checkpoint {path} ({_first_line(exc)}); it is "
                             "damaged or not a latentgen checkpoint") from None
         if not isinstance(state, dict) or "epoch" not in state:

@@ -7,7 +7,7 @@ being trained. Everything computed from a trained model takes this, not the run 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +101,52 @@ class Trained:
         return options, model.prior.resized(shape)
 
     def synthesis_batches(self, n: int, seed: int = 0, batch_size: int = 256,
-                          scale: int = 1) -> Iterator[torch.Tensor]:
+                          scale: int = 1, batches: Iterable[int] | None = None
+                          ) -> Iterator[torch.Tensor]:
         """Z ~ prior, f(Z), in batches of ``batch_size`` (on the CPU): memory stays flat for
         any n. ``scale`` > 1 draws latent fields that much larger (a fully convolutional
-        generator then renders data that much larger)."""
+        generator then renders data that much larger). ``batches``: only these batch numbers
+        (batch j holds examples ``j * batch_size`` up to ``(j + 1) * batch_size``), in that
+        order: a shard of a job, or what a restarted job still lacks.
+
+        Example i's latent depends on ``seed``, ``n`` and ``i`` only, never on ``batch_size``
+        or on which batches are asked for (``synthesis_latents``)."""
         if n < 1 or batch_size < 1:
             raise UserError(f"`n` and `batch_size` must be at least 1, got {n} and "
                             f"{batch_size}")
         prior = self.at_scale(scale)[1]
-        rng = derived_generator(seed, "synthesize")
-        for start in range(0, n, batch_size):
-            z = prior.sample(min(batch_size, n - start), generator=rng).to(self.device)
-            yield generate(self.model.generator, z).cpu()
+        count = -(-n // batch_size)
+        cache: dict[int, torch.Tensor] = {}
+        for j in range(count) if batches is None else batches:
+            if not 0 <= j < count:
+                raise UserError(f"batch {j} is outside the {count} batches of the job")
+            start = j * batch_size
+            z = synthesis_latents(prior, n, seed, start, min(n, start + batch_size), cache)
+            yield generate(self.model.generator, z.to(self.device)).cpu()
+
+
+#: examples per block of latents: block b (examples ``b * SYNTHESIS_BLOCK`` on) is drawn from
+#: a generator of its own, so any range of examples is drawn without drawing those before it
+SYNTHESIS_BLOCK = 256
+
+
+def synthesis_latents(prior: Prior, n: int, seed: int, start: int, stop: int,
+                      cache: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+    """The latents of examples ``start`` to ``stop`` of an ``n``-example synthesis job (on the
+    CPU). Block b's ``min(SYNTHESIS_BLOCK, n - b * SYNTHESIS_BLOCK)`` latents are one draw from
+    ``derived_generator(seed, "synthesize", b)`` (block 0: ``(seed, "synthesize")``, the
+    stream of earlier versions, so jobs of up to 256 examples keep their samples); ``cache``
+    keeps the last block drawn between calls."""
+    cache = {} if cache is None else cache
+    parts = []
+    for b in range(start // SYNTHESIS_BLOCK, (stop - 1) // SYNTHESIS_BLOCK + 1):
+        if b not in cache:
+            keys: tuple[object, ...] = ("synthesize",) if b == 0 else ("synthesize", b)
+            first = b * SYNTHESIS_BLOCK
+            cache.clear()
+            cache[b] = prior.sample(min(SYNTHESIS_BLOCK, n - first),
+                                    generator=derived_generator(seed, *keys))
+        lo = max(start, b * SYNTHESIS_BLOCK) - b * SYNTHESIS_BLOCK
+        hi = min(stop, (b + 1) * SYNTHESIS_BLOCK) - b * SYNTHESIS_BLOCK
+        parts.append(cache[b][lo:hi])
+    return parts[0] if len(parts) == 1 else torch.cat(parts)

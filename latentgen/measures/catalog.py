@@ -8,7 +8,8 @@ they registered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from latentgen.assembly.trained import Trained
@@ -49,14 +50,19 @@ def report_measures() -> list[str]:
     return [m.name for m in _ordered() if m.report]
 
 
-def run_measures(trained: Trained, names: Sequence[str], request: Request) -> dict[str, Any]:
-    """Each named measure's dict (all names checked first), merged in the measures' order."""
+def run_measures(trained: Trained, names: Sequence[str], request: Request,
+                 on_measure: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """Each named measure's dict (all names checked first), merged in the measures' order;
+    ``on_measure(name, seconds)`` after each."""
     order = measure_names()
     chosen = sorted((measure(name) for name in dict.fromkeys(names)),
                     key=lambda m: order.index(m.name))
     result: dict[str, Any] = {}
     for m in chosen:
+        start = time.perf_counter()
         result.update(m.compute(trained, request))
+        if on_measure is not None:
+            on_measure(m.name, time.perf_counter() - start)
     return result
 
 

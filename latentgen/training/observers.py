@@ -1,10 +1,12 @@
 """Observers of training: what a run reports, and where, as it goes.
 
-The trainer emits five events, on the first process only, in this order:
+The trainer emits six events, on the first process only, in this order:
 
     on_start(StartEvent)            once, before the first batch
     on_batch(BatchEvent)            after each ABP iteration
     on_epoch(EpochEvent)            after each epoch, before its checkpoint is written
+    on_samples(SamplesEvent)        after on_epoch, once the epoch's fixed-noise sample grid
+                                    is written (every ``sample_every`` epochs and the last)
     on_checkpoint(CheckpointEvent)  after each checkpoint (end of epoch, or --max-steps)
     on_end(EndEvent)                once, after the last one
 
@@ -14,8 +16,9 @@ which run last, record the row as it then is: ``metrics.csv`` (one row per epoch
 ``--resume`` and the report read) and ``metrics.jsonl`` (one JSON object per event).
 
 A plugin adds an observer through the ``register_observers`` hook; the ``observers`` setting
-(``--observer NAME``) turns it on. TensorBoard is built in that way
-(``latentgen.training.tensorboard``, an entry point of latentgen's own).
+(``--observer NAME``) turns it on. TensorBoard, Weights & Biases and MLflow are built in that
+way (``latentgen.training.tensorboard``, ``wandb_observer``, ``mlflow_observer``: entry points
+of latentgen's own).
 """
 
 from __future__ import annotations
@@ -99,6 +102,23 @@ class EpochEvent:
 
 
 @dataclass
+class SamplesEvent:
+    epoch: int
+    step: int
+    #: the files of the grid as written (``samples/epoch_NNNN.png``; for sound or video also
+    #: the file that plays it)
+    paths: list[Path]
+    #: the generated table, (rows, cols, *data_shape), in model space, on the CPU
+    grid: torch.Tensor
+
+    @property
+    def picture(self) -> Path | None:
+        """The grid's picture (the first PNG among ``paths``; a spectrogram sheet for sound,
+        frame strips for video), or None if the modality wrote none."""
+        return next((p for p in self.paths if p.suffix.lower() == ".png"), None)
+
+
+@dataclass
 class CheckpointEvent:
     epoch: int
     step: int
@@ -122,6 +142,8 @@ class Observer:
     def on_batch(self, event: BatchEvent) -> None: ...
 
     def on_epoch(self, event: EpochEvent) -> None: ...
+
+    def on_samples(self, event: SamplesEvent) -> None: ...
 
     def on_checkpoint(self, event: CheckpointEvent) -> None: ...
 
@@ -248,6 +270,9 @@ class Observers(Observer):
 
     def on_epoch(self, event: EpochEvent) -> None:
         self._emit("on_epoch", event)
+
+    def on_samples(self, event: SamplesEvent) -> None:
+        self._emit("on_samples", event)
 
     def on_checkpoint(self, event: CheckpointEvent) -> None:
         self._emit("on_checkpoint", event)

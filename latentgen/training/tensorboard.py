@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from latentgen.errors import UserError
 from latentgen.plugins.hookspecs import hookimpl
-from latentgen.training.observers import BatchEvent, EpochEvent, Observer, StartEvent
+from latentgen.training.observers import (
+    BatchEvent,
+    EpochEvent,
+    Observer,
+    SamplesEvent,
+    StartEvent,
+)
 
 if TYPE_CHECKING:
     from latentgen.assembly.config import TrainConfig
@@ -18,7 +24,11 @@ if TYPE_CHECKING:
 
 class TensorBoard(Observer):
     """TensorBoard event files in ``RUN/tensorboard/`` (``pip install 'latentgen[tensorboard]'``):
-    loss and MSE per batch, every metrics column per epoch."""
+    loss and MSE per batch, every metrics column per epoch, and each fixed-noise sample grid as
+    the image ``samples`` (step = epoch). The image is the grid's picture as the modality wrote
+    it (``SamplesEvent.picture``): the pictures for images, the spectrogram sheet for sound,
+    the frame strips for video; TensorBoard's audio and video panels are not used (a grid of
+    clips has no one clip to play). A modality that writes no PNG adds no image."""
 
     def __init__(self, log_dir: Path) -> None:
         try:
@@ -44,10 +54,27 @@ class TensorBoard(Observer):
                 self.writer.add_scalar(f"epoch/{key}", value, event.epoch)
         self.writer.flush()
 
+    def on_samples(self, event: SamplesEvent) -> None:
+        picture = event.picture
+        if picture is None:
+            return
+        self.writer.add_image("samples", picture_array(picture), event.epoch,
+                              dataformats="HWC")
+        self.writer.flush()
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def picture_array(path: Path) -> Any:
+    """The picture at ``path`` as an (H, W, 3) uint8 array."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
 
 
 def tensorboard_observer(run_dir: Path, config: TrainConfig) -> Observer:

@@ -55,6 +55,7 @@ from latentgen.training.observers import (
     JSONLines,
     Observer,
     Observers,
+    SamplesEvent,
     StartEvent,
     TrainingContext,
     named_observers,
@@ -304,15 +305,17 @@ class Trainer:
 
             def record(latents: torch.Tensor, epoch: int = epoch, row: dict = row) -> None:
                 """The first process's part, with the full bank, before the checkpoint: the
-                observers (curves, then metrics files), then the sample grid (a crash between
-                them and the checkpoint leaves a resumable run whose metrics cover its
-                checkpoint)."""
+                observers (curves, then metrics files), then the sample grid, which the
+                observers are then told of (a crash between them and the checkpoint leaves a
+                resumable run whose metrics cover its checkpoint)."""
                 self.rows.append(row)
                 observers.on_epoch(EpochEvent(epoch, engine.step, self.rows, latents))
                 if epoch % config.sample_every == 0 or epoch == config.epochs:
                     # drawn afresh from the same seed: a learned prior has moved since
                     z_fixed = fixed_noise(model, config.seed).to(self.device)
-                    write_sample_grid(model, z_fixed, run.samples_dir / f"epoch_{epoch:04d}")
+                    paths, grid = write_sample_grid(model, z_fixed,
+                                                    run.samples_dir / f"epoch_{epoch:04d}")
+                    observers.on_samples(SamplesEvent(epoch, engine.step, paths, grid))
 
             self._save(epoch, None, keep, observers, before_write=record)
         barrier(self.shard)
@@ -388,9 +391,10 @@ def _remove_if_empty(folder: Path) -> None:
             pass  # not empty (or gone): leave it
 
 
-def write_sample_grid(model: Model, z: torch.Tensor, path: Path) -> list[Path]:
+def write_sample_grid(model: Model, z: torch.Tensor, path: Path) -> tuple[list[Path], torch.Tensor]:
+    """The files written and the generated (rows, cols, *data_shape) table, in model space."""
     model.generator.eval()
     x = generate(model.generator, z).cpu()
     model.generator.train()
     table = x.reshape(GRID_SIDE, -1, *x.shape[1:])
-    return model.modality.save_grid(table, path, model.options)
+    return model.modality.save_grid(table, path, model.options), table
