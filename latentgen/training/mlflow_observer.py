@@ -20,8 +20,8 @@ from latentgen.training.observers import (
     Observer,
     SamplesEvent,
     StartEvent,
+    numeric_columns,
 )
-from latentgen.training.wandb_observer import numbers
 
 if TYPE_CHECKING:
     from latentgen.assembly.config import TrainConfig
@@ -96,7 +96,7 @@ class MLflow(Observer):
                       event.step)
 
     def on_epoch(self, event: EpochEvent) -> None:
-        self._metrics({f"epoch/{k}": v for k, v in numbers(event.row).items()}, event.epoch)
+        self._metrics({f"epoch/{k}": v for k, v in numeric_columns(event.row).items()}, event.epoch)
 
     def on_samples(self, event: SamplesEvent) -> None:
         for path in event.paths:

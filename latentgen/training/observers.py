@@ -134,6 +134,14 @@ class EndEvent:
     step: int
 
 
+def numeric_columns(row: dict[str, Any]) -> dict[str, float]:
+    """The numeric columns of a metrics row but its ``epoch`` and ``step``: what the trackers
+    plot per epoch."""
+    return {k: v for k, v in row.items()
+            if k not in ("epoch", "step") and isinstance(v, (int, float))
+            and not isinstance(v, bool)}
+
+
 class Observer:
     """Base class: override the events you need; each default does nothing."""
 

@@ -16,6 +16,7 @@ from latentgen.training.observers import (
     Observer,
     SamplesEvent,
     StartEvent,
+    numeric_columns,
 )
 
 if TYPE_CHECKING:
@@ -49,9 +50,8 @@ class TensorBoard(Observer):
         self.writer.add_scalar("batch/mse", event.stats.mse, event.step)
 
     def on_epoch(self, event: EpochEvent) -> None:
-        for key, value in event.row.items():
-            if key not in ("epoch", "step") and isinstance(value, (int, float)):
-                self.writer.add_scalar(f"epoch/{key}", value, event.epoch)
+        for key, value in numeric_columns(event.row).items():
+            self.writer.add_scalar(f"epoch/{key}", value, event.epoch)
         self.writer.flush()
 
     def on_samples(self, event: SamplesEvent) -> None:

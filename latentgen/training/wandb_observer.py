@@ -19,6 +19,7 @@ from latentgen.training.observers import (
     Observer,
     SamplesEvent,
     StartEvent,
+    numeric_columns,
 )
 
 if TYPE_CHECKING:
@@ -26,13 +27,6 @@ if TYPE_CHECKING:
 
 #: the project of a run when ``WANDB_PROJECT`` is not set
 DEFAULT_PROJECT = "latentgen"
-
-
-def numbers(row: dict[str, Any]) -> dict[str, float]:
-    """The numeric columns of a metrics row but its ``epoch`` and ``step``."""
-    return {k: v for k, v in row.items()
-            if k not in ("epoch", "step") and isinstance(v, (int, float))
-            and not isinstance(v, bool)}
 
 
 class WandB(Observer):
@@ -66,7 +60,7 @@ class WandB(Observer):
                       "step": event.step})
 
     def on_epoch(self, event: EpochEvent) -> None:
-        self.run.log({**{f"epoch/{k}": v for k, v in numbers(event.row).items()},
+        self.run.log({**{f"epoch/{k}": v for k, v in numeric_columns(event.row).items()},
                       "epoch": event.epoch, "step": event.step})
 
     def on_samples(self, event: SamplesEvent) -> None:
