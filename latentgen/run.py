@@ -31,6 +31,7 @@ from latentgen.measures.anomaly import DEFAULT_SCORE
 from latentgen.measures.catalog import default_measures, run_measures
 from latentgen.measures.defaults import (
     DEFAULT_NLL_SAMPLES,
+    DEFAULT_POSTERIOR_SAMPLES,
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
     DEFAULT_SYNTHESIS_N,
@@ -138,11 +139,14 @@ class Run(Trained):
 
     def reconstruct(self, data: Source = None, n: int | None = None,
                     infer_steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
-                    mask: str | None = None) -> Reconstruction:
+                    mask: str | None = None,
+                    posterior_samples: int = DEFAULT_POSTERIOR_SAMPLES) -> Reconstruction:
         """Latents inferred for the first ``n`` examples of ``data`` (all when None; training
         data starts from its banked latents) and their reconstructions; ``mask`` occludes
-        them first (see ``Reconstruction``)."""
-        return reconstruct(self, data, n=n, steps=infer_steps, sampler=sampler, mask=mask)
+        them first (see ``Reconstruction``), and the holes are filled with the mean of
+        ``posterior_samples`` posterior draws (0: f at the MAP latent)."""
+        return reconstruct(self, data, n=n, steps=infer_steps, sampler=sampler, mask=mask,
+                           posterior_samples=posterior_samples)
 
     def interpolate(self, a: Source, b: Source, steps: int = 8,
                     mode: str = "linear", infer_steps: int = DEFAULT_STEPS,

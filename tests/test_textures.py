@@ -117,3 +117,40 @@ def test_measuring_at_scale_refuses_a_prepared_file_in_one_line(tmp_path, cli):
     assert res.code != 0 and "prepared file" in res.err
     assert len(res.err.strip().splitlines()) == 1
     assert cli("synthesize", out, "--n", "1", "--scale", "2", "--out", tmp_path / "s").code == 0
+
+
+def _bricks(height: int = 192, width: int = 256, seed: int = 0) -> np.ndarray:
+    """Courses of bricks (16 x 48 px, each course shifted by half a brick) in grey mortar,
+    with grain: a regular texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    course = yy // 16
+    xs = xx + (course % 2) * 24
+    mortar = (yy % 16 < 3) | (xs % 48 < 3)
+    pic = np.where(mortar, 200.0, 110.0) + rng.normal(0, 12, (height, width))
+    return np.clip(pic, 0, 255).astype(np.uint8)
+
+
+def test_regularity_tells_repeating_textures_from_irregular_ones():
+    from latentgen_image.textures import REGULAR, regularity
+
+    noise = np.random.default_rng(1).integers(0, 256, (1, 192, 256)).astype(np.uint8)
+    assert regularity([_bricks()[None]], reach=64) > REGULAR
+    assert regularity([cobblestones(channels=1)], reach=64) < REGULAR
+    assert regularity([noise], reach=64) < 0.1
+    assert regularity([np.full((1, 64, 64), 7, np.uint8)], reach=64) == 0.0  # flat
+
+
+def test_a_regular_texture_gets_a_small_latent_unless_one_is_given(tmp_path):
+    from latentgen_image.textures import REGULAR_LATENT_DIM
+
+    Image.fromarray(_bricks()).save(tmp_path / "bricks.png")
+    texture = {"modality": "image", "crops": 8, "latent_field": True, "channels": 1}
+    bricks = latentgen.resolve_config(data=str(tmp_path / "bricks.png"), **texture)
+    assert bricks.latent_dim == REGULAR_LATENT_DIM
+    cobbles = latentgen.resolve_config(**texture)  # the embedded cobblestones: irregular
+    assert cobbles.latent_dim == latentgen.resolve_config(modality="image").latent_dim
+    given = latentgen.resolve_config(data=str(tmp_path / "bricks.png"), latent_dim=8, **texture)
+    assert given.latent_dim == 8
+    whole = latentgen.resolve_config(data=str(tmp_path / "bricks.png"), modality="image")
+    assert whole.latent_dim != REGULAR_LATENT_DIM  # not a texture model: the default

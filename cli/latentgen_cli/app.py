@@ -27,6 +27,7 @@ from .verb_options import (
     FormatOpt,
     InferStepsOpt,
     JsonOpt,
+    PosteriorSamplesOpt,
     RunArg,
     SamplerOpt,
     ScaleOpt,
@@ -137,6 +138,7 @@ def reconstruct(
     sampler: str = SamplerOpt,
     mask: str | None = typer.Option(None, help="Occlude the examples and recover them: " +
                                        MASK_HELP + "."),
+    posterior_samples: int = PosteriorSamplesOpt,
     fmt: str | None = FormatOpt,
     device: str = DeviceOpt,
 ) -> None:
@@ -150,7 +152,8 @@ def reconstruct(
     latentgen.output_folder(out)  # before the work
     trained = latentgen.load_run(run, device)
     trained.model.modality.check_format(fmt)
-    rec = trained.reconstruct(data, n=n, infer_steps=infer_steps, sampler=sampler, mask=mask)
+    rec = trained.reconstruct(data, n=n, infer_steps=infer_steps, sampler=sampler, mask=mask,
+                              posterior_samples=posterior_samples)
     trained.save_reconstruction(rec, out, fmt=fmt)
     res, units = rec.summary(), trained.model.metric_units
     if mask:

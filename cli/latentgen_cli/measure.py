@@ -21,6 +21,7 @@ from .verb_options import (
     NegativeOpt,
     NLLOpt,
     NLLSamplesOpt,
+    PosteriorSamplesOpt,
     ReconstructionOpt,
     ReferenceOpt,
     RunArg,
@@ -56,6 +57,7 @@ def evaluate(
     sampler: str = SamplerOpt,
     mask: str | None = typer.Option(None, help="Occlude every set and report the error on the "
                                        "missing entries: " + MASK_HELP + "."),
+    posterior_samples: int = PosteriorSamplesOpt,
     synthesis: bool = SynthesisOpt,
     reference: str | None = ReferenceOpt,
     n: int = SynthesisNOpt,
@@ -103,7 +105,8 @@ def evaluate(
     names += (["synthesis"] if synthesis else []) + (["nll"] if nll else []) + list(measure or [])
     asked: dict[str, Any] = {
         "test_data": test_data, "negative_data": negative_data, "infer_steps": infer_steps,
-        "sampler": sampler, "mask": mask, "reference": reference, "n": n, "seed": seed,
+        "sampler": sampler, "mask": mask, "posterior_samples": posterior_samples,
+        "reference": reference, "n": n, "seed": seed,
         "nll_samples": nll_samples, "extractor": extractor,
         "extractor_weights": extractor_weights, "scale": scale, "train_examples": train_n,
         "options": options}

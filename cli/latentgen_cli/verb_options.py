@@ -16,6 +16,11 @@ InferStepsOpt = typer.Option(DEFAULTS.infer_steps, "--infer-steps", help="Infere
 SamplerOpt = typer.Option(DEFAULTS.sampler, help="Inference for data without banked latents: "
                           "map (gradient descent on the log posterior with a self-tuning step), "
                           "gd (the seed's fixed-step update) or langevin (a posterior sample).")
+PosteriorSamplesOpt = typer.Option(
+    DEFAULTS.posterior_samples, "--posterior-samples", metavar="K",
+    help="With --mask: fill the missing entries with the mean of K posterior draws, each a fit "
+    "to the observed entries with noise of sigma added to them and the prior centred on a "
+    "prior draw (randomize-then-optimize; K + 1 fits in all); 0: f at the MAP latent alone.")
 TestOpt = typer.Option(None, "--test-data", help="Held-out data of the training category.")
 NegativeOpt = typer.Option(None, "--negative-data", help="Data of another category.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object.")

@@ -62,6 +62,8 @@ def resolve_config(config: ConfigSource = None, /, **settings: Any) -> TrainConf
     if is_prepared(values.get("data")):  # a prepared file's options count as given
         given = {**prepared_options(values["data"])[1], **given}
     defaults = modality.train_defaults_for(given)
+    if not is_prepared(values.get("data")):  # a prepared file holds examples, not the source
+        defaults = {**defaults, **modality.data_defaults(given, values.get("data"))}
     resolved = {**defaults, **values, "modality_options": options}
     cfg = TrainConfig.from_dict(resolved, source=source)
     cfg.validate()

@@ -25,6 +25,7 @@ from latentgen.measures.baselines import (
     regime,
 )
 from latentgen.measures.defaults import (
+    DEFAULT_POSTERIOR_SAMPLES,
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
     REFINE_STEPS,
@@ -38,6 +39,7 @@ from latentgen.measures.inference import (
     spread_subset,
     training_latents,
 )
+from latentgen.measures.recovery import masked_mse, recover
 from latentgen.measures.registry import Block, Line, Request, Table, register_measure
 from latentgen.model.nets import generate
 
@@ -65,40 +67,48 @@ class Reconstruction:
 
 def reconstruct(trained: Trained, source: Source = None, n: int | None = None,
                 steps: int = DEFAULT_STEPS, sampler: str = DEFAULT_SAMPLER,
-                mask: str | None = None) -> Reconstruction:
+                mask: str | None = None,
+                posterior_samples: int = DEFAULT_POSTERIOR_SAMPLES) -> Reconstruction:
     """f(Z) for inferred Z of the first ``n`` examples (all when None); for training data Z is
     the MAP latent refined from the banked one.
 
     With ``mask``, Z is inferred from the observed entries only (always from scratch: banked
-    latents saw the whole example).
+    latents saw the whole example), and the reconstruction is the mean of
+    ``posterior_samples`` posterior draws (``latentgen.measures.recovery``; 0: f(Z) at the
+    MAP latent).
     """
     if (n is not None and n < 1) or steps < 0:
         raise UserError("`n` must be at least 1 and `infer_steps` 0 or more")
+    if posterior_samples < 0:
+        raise UserError(f"`posterior_samples` must be 0 or more, got {posterior_samples}")
     data, banked = trained.open_source(source, "`data`")
     masks = masks_for(trained.model, mask, len(data), "`data`") if mask else None
     take = torch.arange(len(data) if n is None else min(n, len(data)))
     data = data.subset(take)
     model, dev = trained.model, trained.device
-    if banked is not None and masks is None:
-        z = training_latents(model, dev, data, banked[take.to(banked.device)])
-    else:
-        z = infer_latents(model, dev, data, steps, sampler, masks=masks)
     y = data.get(torch.arange(len(data))).cpu()
-    x = generate(model.generator, z).cpu()
     if masks is None:
+        if banked is not None:
+            z = training_latents(model, dev, data, banked[take.to(banked.device)])
+        else:
+            z = infer_latents(model, dev, data, steps, sampler)
+        x = generate(model.generator, z).cpu()
         return Reconstruction(y, z.cpu(), x, per_example_mse(model, dev, data, z).cpu())
+    got = recover(model, dev, data, masks, steps, sampler, posterior_samples,
+                  seed=model.config.seed)
+    x = got.outputs
     m = masks.for_indices(torch.arange(len(data))).expand_as(y)
     fill = sum(model.modality.data_range) / 2
     return Reconstruction(
-        y, z.cpu(), x,
-        per_example_mse(model, dev, data, z, masks=masks, where="observed").cpu(),
+        y, got.latents, x, masked_mse(model, data, x, masks, "observed"),
         occluded=y * m + fill * (1 - m), recovered=y * m + x * (1 - m),
-        recovery_mse=per_example_mse(model, dev, data, z, masks=masks, where="missing").cpu())
+        recovery_mse=masked_mse(model, data, x, masks, "missing"))
 
 
 def reconstruction_errors(trained: Trained, sets: dict[str, Source], steps: int = DEFAULT_STEPS,
              sampler: str = DEFAULT_SAMPLER, mask: str | None = None,
-             train_examples: int | None = TRAIN_SAMPLE) -> dict[str, Any]:
+             train_examples: int | None = TRAIN_SAMPLE,
+             posterior_samples: int = DEFAULT_POSTERIOR_SAMPLES) -> dict[str, Any]:
     """Per-element reconstruction MSE of each named set, beside PCA's at the same d.
 
     ``sets`` maps a name to a source; the source None means the training data, measured at the
@@ -108,10 +118,13 @@ def reconstruction_errors(trained: Trained, sets: dict[str, Source], steps: int 
     every time; None: all), and its row says so (``n``, ``of``, ``subset``).
     PCA keeps as many components as the generator has latent numbers and is fit on the
     training data. With ``mask``, every set is inferred from its observed entries, and the
-    error on the missing ones is reported next to that of filling them with the training mean.
+    error on the missing ones (of the mean of ``posterior_samples`` posterior draws, as
+    ``reconstruct``'s) is reported next to that of filling them with the training mean.
     """
     if steps < 0:
         raise UserError(f"`infer_steps` must be 0 or more, got {steps}")
+    if posterior_samples < 0:
+        raise UserError(f"`posterior_samples` must be 0 or more, got {posterior_samples}")
     if train_examples is not None and train_examples < 1:
         raise UserError(f"`train_examples` must be at least 1 or all, got {train_examples}")
     model, dev = trained.model, trained.device
@@ -146,10 +159,14 @@ def reconstruction_errors(trained: Trained, sets: dict[str, Source], steps: int 
     latents: dict[str, torch.Tensor] = {}
     for name, (data, banked) in opened.items():
         m = masks.get(name)
-        if banked is not None and m is None:
+        if m is not None:
+            got = recover(model, dev, data, m, steps, sampler, posterior_samples,
+                          seed=model.config.seed)
+            z = got.latents
+        elif banked is not None:
             z = training_latents(model, dev, data, banked)
         else:
-            z = infer_latents(model, dev, data, steps, sampler, masks=m)
+            z = infer_latents(model, dev, data, steps, sampler)
         latents[name] = z
         row: dict[str, Any] = {"n": len(data)}
         if name == "train":
@@ -160,10 +177,10 @@ def reconstruction_errors(trained: Trained, sets: dict[str, Source], steps: int 
             row.update({k: float(v.mean()) for k, v in
                         per_example_extras(model, dev, data, z).items()})
         else:
-            row["mse"] = float(per_example_mse(model, dev, data, z, masks=m,
-                                               where="observed").nanmean())
-            row["recovery_mse"] = float(per_example_mse(model, dev, data, z, masks=m,
-                                                        where="missing").nanmean())
+            row["mse"] = float(masked_mse(model, data, got.outputs, m, "observed").nanmean())
+            row["recovery_mse"] = float(masked_mse(model, data, got.outputs, m,
+                                                   "missing").nanmean())
+            row["posterior_samples"] = posterior_samples
             row["mean_fill_mse"] = float(mean_fill_mse(train, data, m, dev, scale).nanmean())
         result[name] = row
     result["pca"] = {name: float(pca.per_example_mse(data, dev, scale).mean())
@@ -204,7 +221,8 @@ def _present(result: dict[str, Any], trained: Trained, request: Request) -> list
     sets = [s for s in _sets(request)]
     mask = request.mask
     extras = sorted({k for name in sets if name in result for k in result[name]}
-                    - {"n", "of", "subset", "mse", "recovery_mse", "mean_fill_mse"})
+                    - {"n", "of", "subset", "mse", "recovery_mse", "mean_fill_mse",
+                       "posterior_samples"})
     if mask:  # observed-entry errors do not compare with PCA's error over whole examples
         header = ("set", "examples", "MSE observed", "MSE missing", "mean fill missing",
                   "PCA MSE (whole)")
@@ -233,7 +251,11 @@ def _present(result: dict[str, Any], trained: Trained, request: Request) -> list
     subset = result.get("train", {}).get("subset") == "evenly spread"
     which = " of an evenly spread subset (`train_examples` all: every one)" if subset else ""
     steps, sampler = request.infer_steps, request.sampler
-    blocks.append(Line(f"all sets: {steps} {sampler} steps from the prior's mode" if mask else
+    k = request.posterior_samples
+    filled = (f"; missing entries: the mean of {k} posterior draws (randomize-then-optimize, "
+              f"`posterior_samples`)" if k else "; missing entries: f at the MAP latent")
+    blocks.append(Line(f"all sets: {steps} {sampler} steps from the prior's mode{filled}"
+                       if mask else
                        f"train: MAP latents refined from the banked ones ({REFINE_STEPS} "
                        f"steps, epoch {trained.epoch}){which}; others: {steps} {sampler} "
                        "steps from the prior's mode"))
@@ -284,4 +306,5 @@ def reconstruction(trained: Trained, request: Request) -> dict[str, Any]:
     three): ``reconstruction_errors`` of the request's sets."""
     return reconstruction_errors(trained, _sets(request), steps=request.infer_steps,
                                  sampler=request.sampler, mask=request.mask,
-                                 train_examples=request.train_examples)
+                                 train_examples=request.train_examples,
+                                 posterior_samples=request.posterior_samples)

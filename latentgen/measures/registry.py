@@ -24,6 +24,7 @@ from typing import Any
 from latentgen.assembly.trained import Source, Trained
 from latentgen.measures.defaults import (
     DEFAULT_NLL_SAMPLES,
+    DEFAULT_POSTERIOR_SAMPLES,
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
     DEFAULT_SYNTHESIS_N,
@@ -43,6 +44,7 @@ class Request:
     infer_steps: int = DEFAULT_STEPS
     sampler: str = DEFAULT_SAMPLER
     mask: str | None = None
+    posterior_samples: int = DEFAULT_POSTERIOR_SAMPLES
     train_examples: int | None = TRAIN_SAMPLE
     reference: Source = None
     n: int = DEFAULT_SYNTHESIS_N

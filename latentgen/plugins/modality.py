@@ -75,6 +75,16 @@ class Modality(ABC):
         ``train_defaults`` could hold."""
         return dict(self.train_defaults)
 
+    def data_defaults(self, options: Mapping[str, Any], source: str | None) -> dict[str, Any]:
+        """Training settings picked from the training data ``source`` (None: the modality's
+        embedded default) for a run given these option values (as the user gave them), used
+        where neither the command line nor a config file sets them; they win over
+        ``train_defaults_for``. E.g. a texture's latent size from how regular the texture is.
+        Called once, when the run's config is resolved (its config.toml then holds them);
+        not for a prepared file (``latentgen prepare``), which holds examples, not the
+        source."""
+        return {}
+
     def validate_options(self, opts: Any) -> None:
         """Raise ``UserError`` for option values that do not go together (each value has
         already been checked against its own declaration)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,16 @@ from latentgen import Examples, Modality, UpsamplingGenerator, UserError, option
 from latentgen.data import check_picture_size, open_picture, picture_size_plan
 from latentgen.model import GENERATOR_DESIGNS, halving_widths
 
-from .datasets import decode, encode, native_size, open_crops, open_images
+from .datasets import (
+    ARRAY_SUFFIXES,
+    IMAGE_SUFFIXES,
+    decode,
+    encode,
+    native_size,
+    open_crops,
+    open_images,
+)
+from .textures import REGULAR, REGULAR_LATENT_DIM, native_pictures, regularity
 
 DEFAULT_SIZE = 32
 #: the training size of texture crops (--crops) when --image-size is not given
@@ -68,6 +78,20 @@ class ImageModality(Modality):
                       "lr_end": 0.1}
     #: runs stored before --generator existed were built of transposed convolutions
     legacy_options = {"generator": "convt"}
+
+    def data_defaults(self, options: Mapping[str, Any], source: str | None) -> dict[str, Any]:
+        """A texture model of a regular texture (its pattern repeats: bricks, tiles) gets a
+        small latent per field position (``textures.REGULAR_LATENT_DIM``); irregular ones
+        (gravel, grass) keep the default. Whole pictures: nothing."""
+        if not (options.get("crops") and options.get("latent_field")):
+            return {}
+        channels = options.get("channels", ImageOptions.channels)
+        pictures = native_pictures(source or "builtin:texture", channels, IMAGE_SUFFIXES,
+                                   ARRAY_SUFFIXES)
+        size = options.get("image_size") or TEXTURE_CROP_SIZE
+        if regularity(pictures, reach=size) >= REGULAR:
+            return {"latent_dim": REGULAR_LATENT_DIM}
+        return {}
 
     def validate_options(self, opts: ImageOptions) -> None:
         # the declarations bound each option; a size must also be one the generator makes

@@ -25,6 +25,15 @@ TEXTURE_SIZE = 768
 TEXTURES = {"builtin:texture": 0, "builtin:texture-test": 1}
 #: crop positions depend on the picture's place in the source and on this only
 CROP_SEED = 2024
+#: a texture whose autocorrelation rises this high again away from zero shift is regular
+#: (bricks, tiles, weaves: their pattern repeats); measured at 64 px lags on 256 x 512
+#: halves of scikit-image's photographs: brick 0.56, gravel 0.04, grass 0.03, and 0.11 on
+#: the embedded cobblestones
+REGULAR = 0.25
+#: the latent size per field position of a regular texture's model: few numbers per
+#: position leave it no room to put mortar anywhere, so the generator draws the repeating
+#: pattern itself (bricks at 256 px: SWD 230 at d = 2 against 377 at d = 16, PCA 241)
+REGULAR_LATENT_DIM = 2
 
 
 def cobblestones(size: int = TEXTURE_SIZE, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -88,6 +97,35 @@ def native_pictures(source: str, channels: int, images: set[str], arrays: set[st
         return list(pictures_from_array(arr, side, channels, source).numpy())
     raise UserError(f"{source}: `crops` cuts pictures or .npy/.npz arrays of pictures; give "
                     "one of those")
+
+
+def regularity(pictures: list[np.ndarray], reach: int) -> float:
+    """How strongly the pictures repeat: the largest normalised autocorrelation of their
+    grey levels at a shift of at most ``reach`` pixels beyond the central peak (its first
+    minimum along the radius), the largest over the pictures; 1 for a pattern that repeats
+    exactly, near 0 for one that never does."""
+    best = 0.0
+    for pic in pictures:
+        grey = pic.astype(np.float64).mean(0)
+        grey -= grey.mean()
+        h, w = grey.shape
+        spectrum = np.fft.rfft2(grey, s=(2 * h, 2 * w))  # zero-padded: no wrap-around
+        ac = np.fft.irfft2(np.abs(spectrum) ** 2, s=(2 * h, 2 * w))
+        dy = np.minimum(np.arange(2 * h), 2 * h - np.arange(2 * h))[:, None]
+        dx = np.minimum(np.arange(2 * w), 2 * w - np.arange(2 * w))[None, :]
+        overlap = np.clip(h - dy, 0, None) * np.clip(w - dx, 0, None)
+        if ac[0, 0] <= 0:
+            continue  # a flat picture
+        ac = ac / np.maximum(overlap, 1) / (ac[0, 0] / (h * w))  # unbiased, 1 at zero shift
+        r = np.hypot(dy, dx)
+        near = r <= min(reach, h // 2, w // 2)
+        profile = [ac[(r >= k) & (r < k + 1)].mean() for k in range(int(r[near].max()) + 1)]
+        rising = np.flatnonzero(np.diff(profile) > 0)
+        peak = int(rising[0]) if len(rising) else len(profile)
+        ring = near & (r > max(peak, 2))
+        if ring.any():
+            best = max(best, float(ac[ring].max()))
+    return best
 
 
 def _read_picture(path: Path, channels: int) -> np.ndarray:
