@@ -252,8 +252,8 @@ def _present(result: dict[str, Any], trained: Trained, request: Request) -> list
     which = " of an evenly spread subset (`train_examples` all: every one)" if subset else ""
     steps, sampler = request.infer_steps, request.sampler
     k = request.posterior_samples
-    filled = (f"; missing entries: the mean of {k} posterior draws (randomize-then-optimize, "
-              f"`posterior_samples`)" if k else "; missing entries: f at the MAP latent")
+    filled = (f"; missing entries: the mean of {k} posterior draws (randomize-then-optimize)"
+              if k else "; missing entries: f at the MAP latent")
     blocks.append(Line(f"all sets: {steps} {sampler} steps from the prior's mode{filled}"
                        if mask else
                        f"train: MAP latents refined from the banked ones ({REFINE_STEPS} "
