@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--n", type=int, default=128, help="clips synthesized")
     parser.add_argument("--test-data")
+    parser.add_argument("--held", type=int, default=None,
+                        help="recover only the first N held-out clips (default: all)")
     parser.add_argument("--infer-steps", type=int, default=300)
     parser.add_argument("--posterior-samples", type=int, default=None,
                         help="draws averaged (default: reconstruct's)")
@@ -70,7 +72,7 @@ def main() -> None:
         lds.sample(args.n, frames, torch.Generator().manual_seed(0)).clamp(-1, 1), train)
     if args.test_data:
         held = run.examples(args.test_data)
-        clips = held.get(torch.arange(len(held)))
+        clips = held.get(torch.arange(min(len(held), args.held or len(held))))
     else:
         raw = bouncing_balls(64, opts.frames, opts.image_size, opts.channels, seed=12345)
         clips = torch.from_numpy(raw).float() / 127.5 - 1

@@ -12,20 +12,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from latentgen import StandardNormal
 from latentgen.model.observation import GaussianObservation
 from latentgen.model.samplers import AdaptiveMAP
 
-
-class Linear(nn.Module):
-    def __init__(self, w: torch.Tensor) -> None:
-        super().__init__()
-        self.w = nn.Parameter(w)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z @ self.w.T
+from .test_samplers import Linear
 
 
 def _masked_problem(d: int = 2, D: int = 10, sigma: float = 0.5):
