@@ -225,3 +225,23 @@ def test_auto_precision_is_measured(cache, monkeypatch):
         got, why = tuning.auto_precision(gen, z, cpu)
         assert got == chosen and why.startswith(f"auto: {chosen}") and "as fast" in why, why
         assert f"{bf16_s * 1e3:.1f} ms in bf16 against {fp32_s * 1e3:.1f} ms in fp32" in why
+
+
+def test_channels_first_kernel_runs_under_vmap_on_channels_last_inputs():
+    """The likelihood's Jacobians (torch.func.vmap) may feed a channels-first kernel the
+    channels-last output of a layer whose weights were prepared channels-last; a layout
+    cannot be asked for under vmap, so the kernel keeps the plain one there."""
+    from torch.func import jacfwd, vmap
+
+    conv = nn.Conv2d(8, 8, 3, padding=1)
+    prepared = conv.weight.detach().contiguous(memory_format=torch.channels_last)
+
+    def f(v: torch.Tensor) -> torch.Tensor:
+        x = v.view(1, 8, 1, 1).expand(1, 8, 4, 4)
+        y = torch.nn.functional.conv2d(x, prepared, None, 1, 1)  # channels-last output
+        return forms._channels_first(conv, y, conv.weight, conv.bias).sum()
+
+    z = torch.randn(3, 8)
+    jac = vmap(jacfwd(f))(z)
+    expected = torch.stack([torch.func.jacfwd(f)(v) for v in z])
+    assert torch.allclose(jac, expected, atol=1e-5)

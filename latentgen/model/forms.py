@@ -113,6 +113,10 @@ def _library(layer: Layer, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
 
 
 def _format_of(x: Tensor) -> torch.memory_format:
+    # under torch.func (vmap: the likelihood's Jacobians) a tensor cannot be asked for a
+    # channels-last layout, and its layout changes no value: plain
+    if torch._C._functorch.is_functorch_wrapped_tensor(x):
+        return torch.contiguous_format
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
         return torch.channels_last
     if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
