@@ -91,7 +91,7 @@ def per_example_mse(model: Model, device: torch.device, data: Examples, z: torch
     for index in torch.arange(len(data)).split(batch_size):
         y = data.get(index, device)
         sq = (y - _output(model, z[index.to(z.device)])).pow(2)
-        errs.append(_masked_mean(sq, index, device, masks, where))
+        errs.append(masked_mean(sq, index, device, masks, where))
     return torch.cat(errs) * model.metric_scale
 
 
@@ -101,7 +101,7 @@ def _output(model: Model, z: torch.Tensor) -> torch.Tensor:
     return model.generator(z).clamp(lo, hi)
 
 
-def _masked_mean(sq: torch.Tensor, index: torch.Tensor, device: torch.device,
+def masked_mean(sq: torch.Tensor, index: torch.Tensor, device: torch.device,
                  masks: Masks | None, where: str) -> torch.Tensor:
     if where == "all" or masks is None:
         return sq.flatten(1).mean(1).cpu()

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from latentgen.data.examples import Examples
 from latentgen.data.masks import Masks
 from latentgen.measures.defaults import COLD_ANNEAL, DEFAULT_SAMPLER, DEFAULT_STEPS
+from latentgen.measures.inference import infer_latents, masked_mean
 from latentgen.model.observation import GaussianObservation
 from latentgen.model.priors import Prior
 from latentgen.model.samplers import AdaptiveMAP, Sampler
@@ -87,8 +88,6 @@ def recover(model: Model, device: torch.device, data: Examples, masks: Masks,
     ``samples`` K > 0 the mean of K randomize-then-optimize draws (the module's docstring),
     with 0 f at the MAP latent; each fit is ``steps`` updates of ``sampler``. The MAP latents
     are returned either way (K > 0 costs K + 1 fits)."""
-    from latentgen.measures.inference import infer_latents
-
     if samples < 0:
         raise ValueError(f"samples must be 0 or more, got {samples}")
     z_map = infer_latents(model, device, data, steps, sampler, masks=masks,
@@ -139,11 +138,6 @@ def masked_mse(model: Model, data: Examples, outputs: Tensor, masks: Masks, wher
     "missing") entries, on the modality's metric scale; NaN for an example with none."""
     errs = []
     for index in torch.arange(len(data)).split(batch_size):
-        y = data.get(index)
-        sq = (y - outputs[index]).pow(2)
-        m = masks.for_indices(index).expand_as(sq)
-        if where == "missing":
-            m = 1.0 - m
-        count = m.flatten(1).sum(1)
-        errs.append((sq * m).flatten(1).sum(1) / count.where(count > 0, torch.nan))
+        sq = (data.get(index) - outputs[index]).pow(2)
+        errs.append(masked_mean(sq, index, torch.device("cpu"), masks, where))
     return torch.cat(errs) * model.metric_scale
